@@ -1,0 +1,1 @@
+"""The headless core: crypto, store, vault, audit. Imports neither Textual nor Rich."""

@@ -1,0 +1,240 @@
+"""Credential operations on an unlocked vault: add, read, list, rotate, revoke, destroy.
+
+Each change and its audit entry commit in one transaction: there is no change without
+its evidence, and no evidence of a change that did not happen. Metadata (name, service,
+context, tags, notes, fields...) is sealed as one blob bound to (vault, row, revision);
+each value is sealed bound to (vault, row, version). Lookups go through the blind index.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+
+from aegis_tui.core.audit import Outcome, Risk
+from aegis_tui.core.crypto import associated_data, blind_index
+from aegis_tui.core.errors import ConflictError, NotFoundError, RefusedError, UsageError
+from aegis_tui.core.models import (
+    Credential,
+    Kind,
+    Status,
+    VersionInfo,
+    VersionState,
+    name_key,
+    validate_context,
+    validate_free_text,
+    validate_name,
+    validate_tags,
+    validate_value,
+)
+from aegis_tui.core.secret import Secret
+from aegis_tui.core.store.base import CredentialRecord, VersionRecord
+from aegis_tui.core.vault import Vault
+
+
+@dataclass(frozen=True)
+class CredentialFilter:
+    context: str | None = None
+    service: str | None = None
+    status: Status | None = None
+    kind: Kind | None = None
+
+    def matches(self, credential: Credential) -> bool:
+        if self.context is not None and not (
+            credential.context == self.context or credential.context.startswith(self.context + "/")
+        ):
+            return False
+        if self.service is not None and credential.service.casefold() != self.service.casefold():
+            return False
+        if self.status is not None and credential.status is not self.status:
+            return False
+        return self.kind is None or credential.kind is self.kind
+
+
+class Credentials:
+    """The credential operations of one unlocked vault."""
+
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+        self._store = vault.store
+
+    # -- sealing helpers ----------------------------------------------------------------
+    def _index(self, name: str) -> bytes:
+        return blind_index(self._vault.keys.index_key, name_key(name))
+
+    def _meta_aad(self, credential_id: str, rev: int) -> bytes:
+        return associated_data(self._vault.vault_id, "credentials", credential_id, "meta", rev)
+
+    def _value_aad(self, credential_id: str, version: int) -> bytes:
+        return associated_data(self._vault.vault_id, "versions", credential_id, "value", version)
+
+    def _seal_meta(self, credential: Credential, rev: int) -> CredentialRecord:
+        blob = json.dumps(credential.to_dict(), separators=(",", ":")).encode()
+        sealed = self._vault.keys.sealer.seal(blob, self._meta_aad(credential.id, rev))
+        return CredentialRecord(credential.id, self._index(credential.name), rev, sealed)
+
+    def _open_meta(self, record: CredentialRecord) -> Credential:
+        plain = self._vault.keys.sealer.open(record.sealed, self._meta_aad(record.id, record.rev), "a credential")
+        credential = Credential.from_dict(json.loads(plain))
+        if credential.id != record.id:
+            from aegis_tui.core.errors import IntegrityError
+
+            raise IntegrityError("a credential record does not belong to its row: the vault was tampered with")
+        return credential
+
+    def _locate(self, name: str) -> tuple[CredentialRecord, Credential]:
+        record = self._store.find_credential(self._index(name))
+        if record is None:
+            raise NotFoundError(f"no credential named {validate_name(name)!r}; see: aegis-vault list")
+        return record, self._open_meta(record)
+
+    def _audit(self, operation: str, credential: Credential, risk: Risk = Risk.MEDIUM,
+               outcome: Outcome = Outcome.OK, **detail: object) -> None:
+        self._vault.audit.append(operation, self._vault.actor, outcome=outcome, risk=risk,
+                                 target=credential.name, context=credential.context, detail=detail)
+
+    # -- reading --------------------------------------------------------------------------
+    def find(self, name: str) -> Credential:
+        return self._locate(name)[1]
+
+    def list(self, where: CredentialFilter | None = None) -> list[Credential]:
+        where = where or CredentialFilter()
+        found = [self._open_meta(record) for record in self._store.list_credentials()]
+        return sorted((c for c in found if where.matches(c)), key=lambda c: (c.context, c.name.casefold()))
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        record, credential = self._locate(name)
+        return [self._version_info(credential, v) for v in self._store.list_versions(record.id)]
+
+    def _version_info(self, credential: Credential, version: VersionRecord) -> VersionInfo:
+        now = self._vault.clock()
+        if version.version == credential.current_version and credential.status is not Status.REVOKED:
+            state = VersionState.CURRENT
+        elif version.retires_at is not None and version.retires_at > now and credential.status is not Status.REVOKED:
+            state = VersionState.PREVIOUS
+        else:
+            state = VersionState.RETIRED
+        return VersionInfo(version.version, version.created_at, version.retires_at, state)
+
+    def reveal(self, name: str, version: int | None = None, purpose: str = "get") -> Secret:
+        """The value of the current (or a given) version. Audited, success or refusal."""
+        record, credential = self._locate(name)
+        wanted = credential.current_version if version is None else version
+        if credential.status is Status.REVOKED:
+            self._audit("read", credential, Risk.HIGH, Outcome.DENIED, version=wanted, reason="revoked", via=purpose)
+            raise RefusedError(f"credential {credential.name!r} is revoked; its values are no longer handed out")
+        stored = {v.version: v for v in self._store.list_versions(record.id)}
+        if wanted not in stored:
+            raise NotFoundError(f"credential {credential.name!r} has no version {wanted}")
+        info = self._version_info(credential, stored[wanted])
+        value = self._vault.keys.sealer.open(stored[wanted].sealed, self._value_aad(record.id, wanted), "a secret value")
+        risk = Risk.HIGH if credential.status is Status.EXPOSED or info.state is VersionState.RETIRED else Risk.MEDIUM
+        self._audit("read", credential, risk, version=wanted, state=info.state, via=purpose)
+        return Secret(value)
+
+    # -- changing --------------------------------------------------------------------------
+    def add(
+        self,
+        name: str,
+        value: Secret,
+        *,
+        kind: Kind = Kind.SECRET,
+        service: str = "",
+        context: str = "",
+        tags: list[str] | None = None,
+        notes: str = "",
+        url: str = "",
+        expires: str | None = None,
+        rotation_days: int | None = None,
+        fields: dict[str, str] | None = None,
+    ) -> Credential:
+        if rotation_days is not None and rotation_days <= 0:
+            raise UsageError("a rotation period is a positive number of days")
+        now = self._vault.clock()
+        credential = Credential(
+            id=secrets.token_hex(16),
+            name=validate_name(name),
+            kind=kind,
+            service=validate_free_text(service, "service", 128),
+            context=validate_context(context),
+            tags=validate_tags(tags or []),
+            notes=validate_free_text(notes, "notes"),
+            url=validate_free_text(url, "url", 2048),
+            expires=expires,
+            rotation_days=rotation_days,
+            fields={validate_free_text(k, "field name", 64): validate_free_text(v, "field value")
+                    for k, v in (fields or {}).items()},
+            created_at=now,
+            updated_at=now,
+            rotated_at=now,
+            current_version=1,
+        )
+        validate_value(value.reveal())
+        with self._store.transaction():
+            if self._store.find_credential(self._index(credential.name)) is not None:
+                raise ConflictError(f"a credential named {credential.name!r} already exists; use rotate to change its value")
+            self._store.insert_credential(self._seal_meta(credential, rev=1))
+            self._put_value(credential.id, 1, value, now)
+            self._audit("add", credential, kind=str(kind), version=1)
+        return credential
+
+    def _put_value(self, credential_id: str, version: int, value: Secret, now: float) -> None:
+        sealed = self._vault.keys.sealer.seal(value.reveal(), self._value_aad(credential_id, version))
+        self._store.put_version(VersionRecord(credential_id, version, sealed, now, None))
+
+    def _save(self, record: CredentialRecord, credential: Credential) -> None:
+        self._store.update_credential(self._seal_meta(credential, record.rev + 1), expected_rev=record.rev)
+
+    def rotate(self, name: str, value: Secret, overlap_seconds: int | None = None) -> Credential:
+        """A new current version; the old one stays valid for the overlap window."""
+        validate_value(value.reveal())
+        if overlap_seconds is not None and overlap_seconds < 0:
+            raise UsageError("the overlap window cannot be negative")
+        with self._store.transaction():
+            record, credential = self._locate(name)
+            if credential.status is Status.REVOKED:
+                raise RefusedError(f"credential {credential.name!r} is revoked; add a new credential instead")
+            now = self._vault.clock()
+            overlap = credential.overlap_seconds if overlap_seconds is None else overlap_seconds
+            for old in self._store.list_versions(record.id):
+                if old.version == credential.current_version:
+                    self._store.put_version(VersionRecord(old.credential_id, old.version, old.sealed,
+                                                          old.created_at, now + overlap))
+                elif old.retires_at is None or old.retires_at > now:
+                    self._store.put_version(VersionRecord(old.credential_id, old.version, old.sealed,
+                                                          old.created_at, now))
+            new_version = credential.current_version + 1
+            self._put_value(record.id, new_version, value, now)
+            rotated = credential.evolve(current_version=new_version, rotated_at=now, updated_at=now,
+                                        status=Status.ACTIVE if credential.status is Status.EXPOSED else credential.status)
+            self._save(record, rotated)
+            self._audit("rotate", rotated, version=new_version, overlap_seconds=overlap)
+        return rotated
+
+    def set_status(self, name: str, status: Status, reason: str = "") -> Credential:
+        """Revoke (retires every version at once) or mark exposed."""
+        with self._store.transaction():
+            record, credential = self._locate(name)
+            now = self._vault.clock()
+            if status is Status.REVOKED:
+                for old in self._store.list_versions(record.id):
+                    if old.retires_at is None or old.retires_at > now:
+                        self._store.put_version(VersionRecord(old.credential_id, old.version, old.sealed,
+                                                              old.created_at, now))
+            changed = credential.evolve(status=status, updated_at=now)
+            self._save(record, changed)
+            operation = "revoke" if status is Status.REVOKED else f"status.{status}"
+            self._audit(operation, changed, Risk.HIGH if status is not Status.ACTIVE else Risk.MEDIUM,
+                        previous=str(credential.status), reason=reason)
+        return changed
+
+    def destroy(self, name: str) -> Credential:
+        """Delete the credential and its whole history, overwriting the freed pages."""
+        with self._store.transaction():
+            record, credential = self._locate(name)
+            versions = len(self._store.list_versions(record.id))
+            self._store.delete_credential(record.id)
+            self._audit("destroy", credential, Risk.HIGH, versions=versions)
+        self._store.compact_deleted()
+        return credential

@@ -1,0 +1,211 @@
+"""Every cryptographic choice aegis-vault makes, in one place.
+
+The rest of the code base sees only ``seal``/``open`` (AES-256-GCM with associated
+data), ``derive_*`` (HKDF-SHA256 for sub-keys, Argon2id for passphrases), a keyed blind
+index (HMAC-SHA256), the audit chain hash (SHA-256) and Ed25519 signatures. All of it
+comes from ``cryptography``; randomness comes from ``secrets``. Changing an algorithm
+or a parameter happens here and nowhere else.
+
+Blob format: ``0x01 || nonce (12 bytes) || ciphertext || tag (16 bytes)``. Nonces are
+random; one data key seals far fewer than the 2^32 messages where that would matter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import struct
+import time
+from dataclasses import asdict, dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from aegis_tui.core.errors import IntegrityError
+
+KEY_BYTES = 32
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
+_BLOB_VERSION = b"\x01"
+_MIN_BLOB = 1 + _NONCE_BYTES + _TAG_BYTES
+
+
+def new_key() -> bytes:
+    """A fresh random 256-bit key."""
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def associated_data(*parts: str | int) -> bytes:
+    """Bind a blob to where it lives: vault id, table, row id, field, version.
+
+    Parts are length-prefixed so that no two different part lists encode the same.
+    """
+    out = bytearray(b"aegis/v1")
+    for part in parts:
+        raw = str(part).encode("utf-8")
+        out += struct.pack(">I", len(raw)) + raw
+    return bytes(out)
+
+
+class SealingKey:
+    """AES-256-GCM under one key. ``open`` raises ``IntegrityError``, never returns junk."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != KEY_BYTES:
+            raise ValueError("sealing keys are 32 bytes")
+        self._aead = AESGCM(key)
+
+    def __repr__(self) -> str:
+        return "SealingKey(<hidden>)"
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        return _BLOB_VERSION + nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, blob: bytes, aad: bytes, what: str = "sealed field") -> bytes:
+        if len(blob) < _MIN_BLOB or blob[:1] != _BLOB_VERSION:
+            raise IntegrityError(f"{what} is malformed: the vault file is damaged or was tampered with")
+        try:
+            return self._aead.decrypt(blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :], aad)
+        except InvalidTag:
+            raise IntegrityError(
+                f"{what} failed authentication: the vault file is damaged or was tampered with"
+            ) from None
+
+
+def derive_subkey(master: bytes, purpose: str) -> bytes:
+    """Independent keys for independent jobs (sealing, blind index, slot wrapping)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(
+        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=f"aegis/v1/{purpose}".encode()
+    ).derive(master)
+
+
+def blind_index(index_key: bytes, text: str) -> bytes:
+    """A keyed, deterministic tag for equality lookups without storing the text."""
+    return hmac.new(index_key, text.encode("utf-8"), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """Argon2id parameters, stored beside each passphrase slot."""
+
+    salt: str  # hex
+    memory_kib: int
+    iterations: int
+    lanes: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"algorithm": "argon2id", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> KdfParams:
+        if data.get("algorithm") != "argon2id":
+            raise IntegrityError("unlock slot names an unknown key-derivation algorithm")
+        return cls(
+            salt=str(data["salt"]),
+            memory_kib=int(data["memory_kib"]),  # type: ignore[arg-type]
+            iterations=int(data["iterations"]),  # type: ignore[arg-type]
+            lanes=int(data["lanes"]),  # type: ignore[arg-type]
+        )
+
+
+# The floor the product promises for real vaults (64 MiB); tests may go below it only
+# through ``KdfParams`` built explicitly, never through calibration.
+MIN_MEMORY_KIB = 64 * 1024
+_MAX_MEMORY_KIB = 1024 * 1024
+_ITERATIONS = 3
+_LANES = 4
+
+
+def derive_passphrase_key(passphrase: bytes, params: KdfParams) -> bytes:
+    """Argon2id: the only slow step of an unlock, by design."""
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+    return Argon2id(
+        salt=bytes.fromhex(params.salt),
+        length=KEY_BYTES,
+        iterations=params.iterations,
+        lanes=params.lanes,
+        memory_cost=params.memory_kib,
+    ).derive(passphrase)
+
+
+def new_kdf_params(memory_kib: int, iterations: int = _ITERATIONS, lanes: int = _LANES) -> KdfParams:
+    return KdfParams(salt=secrets.token_hex(16), memory_kib=memory_kib, iterations=iterations, lanes=lanes)
+
+
+def calibrate_kdf(target_seconds: float = 0.5, min_memory_kib: int = MIN_MEMORY_KIB) -> KdfParams:
+    """Pick the Argon2id memory cost that takes about ``target_seconds`` on this machine.
+
+    One trial at the floor, then scale memory linearly (Argon2id time is linear in
+    memory for fixed iterations). Never below the floor, never above 1 GiB.
+    """
+    trial = new_kdf_params(min_memory_kib)
+    started = time.perf_counter()
+    derive_passphrase_key(b"calibration", trial)
+    elapsed = max(time.perf_counter() - started, 1e-3)
+    scaled = int(min_memory_kib * target_seconds / elapsed)
+    memory = min(max(scaled, min_memory_kib), _MAX_MEMORY_KIB)
+    return new_kdf_params(memory - memory % 1024)
+
+
+def audit_genesis(vault_id: str) -> bytes:
+    """The ``prev`` hash of the first audit entry, unique per vault."""
+    return hashlib.sha256(b"aegis-audit-genesis/v1\0" + vault_id.encode()).digest()
+
+
+def audit_entry_hash(prev: bytes, record: bytes, sealed: bytes | None) -> bytes:
+    """Hash of one audit entry, chained to the one before it."""
+    digest = hashlib.sha256(b"aegis-audit/v1\0")
+    digest.update(prev)
+    digest.update(struct.pack(">I", len(record)))
+    digest.update(record)
+    digest.update(sealed or b"")
+    return digest.digest()
+
+
+def audit_head_message(vault_id: str, seq: int, entry_hash: bytes) -> bytes:
+    """What the audit key signs: this vault's chain reached ``seq`` with ``entry_hash``."""
+    return b"aegis-audit-head/v1\0" + vault_id.encode() + struct.pack(">Q", seq) + entry_hash
+
+
+def new_signing_key() -> tuple[bytes, bytes]:
+    """A fresh Ed25519 key pair as (private raw 32 bytes, public raw 32 bytes)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    return private.private_bytes_raw(), private.public_key().public_bytes_raw()
+
+
+class Signer:
+    """An Ed25519 private key held for the life of an unlocked vault."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, private_raw: bytes) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        self._key = Ed25519PrivateKey.from_private_bytes(private_raw)
+
+    def __repr__(self) -> str:
+        return "Signer(<hidden>)"
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(message)
+
+
+def verify_signature(public_raw: bytes, message: bytes, signature: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        Ed25519PublicKey.from_public_bytes(public_raw).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True

@@ -1,0 +1,202 @@
+"""The credential model and the validation of everything a user can type into it.
+
+Validation lives here so that the CLI, the app and the broker refuse the same inputs
+with the same one-line messages.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date
+from enum import StrEnum
+
+from aegis_tui.core.errors import UsageError
+
+
+class Kind(StrEnum):
+    API_KEY = "api_key"
+    ACCESS_TOKEN = "access_token"
+    PASSWORD = "password"
+    CONNECTION_STRING = "connection_string"
+    SSH_KEY = "ssh_key"
+    CERTIFICATE = "certificate"
+    TOTP = "totp"
+    SECRET = "secret"
+
+
+class Status(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    EXPOSED = "exposed"
+
+
+class VersionState(StrEnum):
+    CURRENT = "current"
+    PREVIOUS = "previous"  # superseded, still valid until its overlap window ends
+    RETIRED = "retired"
+
+
+class RotationState(StrEnum):
+    NONE = "none"  # no rotation period set
+    OK = "ok"
+    DUE = "due"  # within the reminder window before the deadline
+    OVERDUE = "overdue"
+
+
+MAX_NAME_LENGTH = 128
+MAX_VALUE_BYTES = 16 * 1024 * 1024
+DEFAULT_OVERLAP_SECONDS = 24 * 3600
+ROTATION_DUE_WINDOW_DAYS = 14
+_CONTEXT_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
+
+
+def validate_name(raw: str) -> str:
+    """Names may hold any printable text except '/' (the context separator)."""
+    name = unicodedata.normalize("NFC", raw)
+    if not name or name != name.strip():
+        raise UsageError("a credential name must not be empty or start or end with spaces")
+    if len(name) > MAX_NAME_LENGTH:
+        raise UsageError(f"a credential name is at most {MAX_NAME_LENGTH} characters")
+    if _has_control(name):
+        raise UsageError("a credential name must not contain control characters")
+    if "/" in name:
+        raise UsageError("a credential name must not contain '/': it separates context and name")
+    return name
+
+
+def name_key(name: str) -> str:
+    """What uniqueness is decided on: 'GitHub' and 'github' are the same credential."""
+    return validate_name(name).casefold()
+
+
+def validate_context(raw: str) -> str:
+    """A context is a path of simple segments, such as ``acme/prod`` or ``personal``."""
+    if raw == "":
+        return ""
+    parts = raw.split("/")
+    if len(raw) > 128 or not all(_CONTEXT_PART.match(part) for part in parts):
+        raise UsageError(
+            "a context is one or more segments of letters, digits, '.', '_' or '-' "
+            "separated by '/', such as acme/prod"
+        )
+    return raw
+
+
+def validate_tags(raw: list[str]) -> list[str]:
+    tags = sorted({tag.strip() for tag in raw if tag.strip()})
+    for tag in tags:
+        if not _TAG.match(tag):
+            raise UsageError(f"tag {tag!r} must be letters, digits, '.', '_', ':' or '-' (64 at most)")
+    return tags
+
+
+def validate_free_text(raw: str, what: str, limit: int = 10_000) -> str:
+    """Notes, services, URLs: printable text; newlines and tabs only in notes."""
+    allowed = "\n\t" if what == "notes" else ""
+    if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in raw):
+        raise UsageError(f"{what} must not contain control characters")
+    if len(raw) > limit:
+        raise UsageError(f"{what} is at most {limit} characters")
+    return raw
+
+
+def validate_value(value: bytes) -> bytes:
+    if not value:
+        raise UsageError("the secret value is empty; nothing was stored")
+    if len(value) > MAX_VALUE_BYTES:
+        raise UsageError(f"the secret value is larger than {MAX_VALUE_BYTES // (1024 * 1024)} MiB")
+    return value
+
+
+def parse_kind(raw: str) -> Kind:
+    try:
+        return Kind(raw)
+    except ValueError:
+        raise UsageError(f"unknown kind {raw!r}; choose one of: {', '.join(k.value for k in Kind)}") from None
+
+
+def parse_status(raw: str) -> Status:
+    try:
+        return Status(raw)
+    except ValueError:
+        raise UsageError(f"unknown status {raw!r}; choose one of: {', '.join(s.value for s in Status)}") from None
+
+
+def parse_expiry(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        raise UsageError(f"expiry {raw!r} is not a date like 2027-03-31") from None
+
+
+@dataclass(frozen=True)
+class Credential:
+    """Everything about a credential except its value. Sealed as one blob in the store."""
+
+    id: str
+    name: str
+    kind: Kind = Kind.SECRET
+    service: str = ""
+    context: str = ""
+    tags: list[str] = field(default_factory=list)
+    notes: str = ""
+    url: str = ""
+    expires: str | None = None  # ISO date
+    rotation_days: int | None = None
+    overlap_seconds: int = DEFAULT_OVERLAP_SECONDS
+    status: Status = Status.ACTIVE
+    fields: dict[str, str] = field(default_factory=dict)  # custom, sealed like the rest
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    rotated_at: float = 0.0
+    current_version: int = 1
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Credential:
+        known = {name for name in cls.__dataclass_fields__}
+        clean = {key: value for key, value in data.items() if key in known}
+        clean["kind"] = Kind(str(clean.get("kind", Kind.SECRET)))
+        clean["status"] = Status(str(clean.get("status", Status.ACTIVE)))
+        return cls(**clean)  # type: ignore[arg-type]
+
+    def evolve(self, **changes: object) -> Credential:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def reference(self) -> str:
+        """How an agent or an env template names it: ``aegis://context/name``."""
+        return f"aegis://{self.context}/{self.name}" if self.context else f"aegis://{self.name}"
+
+    def rotation(self, now: float) -> tuple[RotationState, int | None]:
+        """Where this credential stands against its rotation period, and days left."""
+        if not self.rotation_days:
+            return RotationState.NONE, None
+        deadline = (self.rotated_at or self.created_at) + self.rotation_days * 86400
+        days_left = int((deadline - now) // 86400)
+        if now >= deadline:
+            return RotationState.OVERDUE, days_left
+        if days_left < ROTATION_DUE_WINDOW_DAYS:
+            return RotationState.DUE, days_left
+        return RotationState.OK, days_left
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A version's bookkeeping, never its value."""
+
+    version: int
+    created_at: float
+    retires_at: float | None
+    state: VersionState

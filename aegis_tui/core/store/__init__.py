@@ -1,0 +1,1 @@
+"""Storage backends: opaque sealed records behind one small interface."""

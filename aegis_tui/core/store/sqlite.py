@@ -1,0 +1,277 @@
+"""The embedded default backend: one SQLite file in WAL mode.
+
+Durability choices, and why:
+- ``synchronous=FULL``: a transaction that returned survives power loss, not just a
+  crashed process (the promise is "nothing committed is lost").
+- ``secure_delete=ON`` and a WAL checkpoint after deletions: destroyed secrets do not
+  linger in free pages or in the write-ahead log.
+- ``BEGIN IMMEDIATE`` with a busy timeout: concurrent CLI processes queue for the write
+  lock instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from aegis_tui.core.errors import AegisError, ConflictError, VaultFileError
+from aegis_tui.core.paths import check_vault_permissions, ensure_private_folder
+from aegis_tui.core.store.base import (
+    AuditRecord,
+    CredentialRecord,
+    SlotRecord,
+    StoreBackend,
+    VersionRecord,
+)
+from aegis_tui.core.store.schema import APPLICATION_ID, CURRENT_VERSION, MIGRATIONS
+
+_BUSY_TIMEOUT_MS = 15_000
+
+
+class SqliteStore(StoreBackend):
+    """A vault file on disk."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._depth = 0
+
+    # -- lifecycle --------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path) -> SqliteStore:
+        """Create a new, empty vault file (0600 in a 0700 folder). Never overwrites."""
+        ensure_private_folder(path.parent)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise VaultFileError(f"a vault already exists at {path}") from None
+        os.close(fd)
+        store = cls(_connect(path), path)
+        try:
+            store._migrate(from_version=0)
+        except BaseException:
+            store.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+            raise
+        return store
+
+    @classmethod
+    def open(cls, path: Path) -> SqliteStore:
+        """Open an existing vault, migrating an older schema and refusing a newer one."""
+        if not path.exists():
+            raise VaultFileError(f"no vault at {path}; create one with: aegis-vault init")
+        check_vault_permissions(path)
+        if path.stat().st_size == 0:
+            raise VaultFileError(f"{path} is empty: not an aegis-vault vault")
+        store = cls(_connect(path), path)
+        try:
+            version = store._check_identity()
+            if version < CURRENT_VERSION:
+                store._backup_before_migration(version)
+                store._migrate(from_version=version)
+        except sqlite3.DatabaseError as err:
+            store.close()
+            raise VaultFileError(f"{path} is not an aegis-vault vault or is damaged ({err})") from None
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _check_identity(self) -> int:
+        app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if app_id != APPLICATION_ID:
+            raise VaultFileError(f"{self.path} is an SQLite file but not an aegis-vault vault")
+        if version > CURRENT_VERSION:
+            raise VaultFileError(
+                f"{self.path} uses vault schema {version}, newer than this aegis-vault "
+                f"understands ({CURRENT_VERSION}); upgrade aegis-vault to open it"
+            )
+        if version < 1:
+            raise VaultFileError(f"{self.path} is not an initialised aegis-vault vault")
+        return version
+
+    def _backup_before_migration(self, version: int) -> None:
+        backup = self.path.with_name(f"{self.path.name}.schema{version}.bak")
+        fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        target = sqlite3.connect(backup)
+        try:
+            self._conn.backup(target)
+        finally:
+            target.close()
+
+    def _migrate(self, from_version: int) -> None:
+        with self.transaction():
+            for version in range(from_version, CURRENT_VERSION):
+                for statement in _statements(MIGRATIONS[version]):
+                    self._conn.execute(statement)
+            self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            self._conn.execute(f"PRAGMA user_version = {CURRENT_VERSION}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- transactions -----------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            raise AegisError(f"the vault is busy (another aegis-vault holds it): {err}") from None
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._conn.execute("COMMIT")
+
+    def compact_deleted(self) -> None:
+        """Flush the write-ahead log so deleted pages leave it too."""
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- metadata -----------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- slots ----------------------------------------------------------------------------
+    def list_slots(self) -> list[SlotRecord]:
+        rows = self._conn.execute(
+            "SELECT id, kind, label, params, wrapped, created_at FROM slots ORDER BY created_at, id"
+        )
+        return [SlotRecord(*row) for row in rows]
+
+    def put_slot(self, slot: SlotRecord) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO slots (id, kind, label, params, wrapped, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (slot.id, slot.kind, slot.label, slot.params, slot.wrapped, slot.created_at),
+        )
+
+    def delete_slot(self, slot_id: str) -> None:
+        self._conn.execute("DELETE FROM slots WHERE id = ?", (slot_id,))
+
+    # -- credentials -----------------------------------------------------------------------
+    def find_credential(self, name_index: bytes) -> CredentialRecord | None:
+        row = self._conn.execute(
+            "SELECT id, name_index, rev, sealed FROM credentials WHERE name_index = ?", (name_index,)
+        ).fetchone()
+        return None if row is None else CredentialRecord(*row)
+
+    def get_credential(self, credential_id: str) -> CredentialRecord | None:
+        row = self._conn.execute(
+            "SELECT id, name_index, rev, sealed FROM credentials WHERE id = ?", (credential_id,)
+        ).fetchone()
+        return None if row is None else CredentialRecord(*row)
+
+    def list_credentials(self) -> list[CredentialRecord]:
+        rows = self._conn.execute("SELECT id, name_index, rev, sealed FROM credentials")
+        return [CredentialRecord(*row) for row in rows]
+
+    def insert_credential(self, record: CredentialRecord) -> None:
+        try:
+            self._conn.execute(
+                "INSERT INTO credentials (id, name_index, rev, sealed) VALUES (?, ?, ?, ?)",
+                (record.id, record.name_index, record.rev, record.sealed),
+            )
+        except sqlite3.IntegrityError:
+            raise ConflictError("a credential with that name already exists") from None
+
+    def update_credential(self, record: CredentialRecord, expected_rev: int) -> None:
+        try:
+            cursor = self._conn.execute(
+                "UPDATE credentials SET name_index = ?, rev = ?, sealed = ? WHERE id = ? AND rev = ?",
+                (record.name_index, record.rev, record.sealed, record.id, expected_rev),
+            )
+        except sqlite3.IntegrityError:
+            raise ConflictError("a credential with that name already exists") from None
+        if cursor.rowcount != 1:
+            raise ConflictError("the credential changed while this edit was in progress; try again")
+
+    def delete_credential(self, credential_id: str) -> None:
+        self._conn.execute("DELETE FROM versions WHERE credential_id = ?", (credential_id,))
+        self._conn.execute("DELETE FROM credentials WHERE id = ?", (credential_id,))
+
+    # -- versions ---------------------------------------------------------------------------
+    def list_versions(self, credential_id: str) -> list[VersionRecord]:
+        rows = self._conn.execute(
+            "SELECT credential_id, version, sealed, created_at, retires_at FROM versions "
+            "WHERE credential_id = ? ORDER BY version",
+            (credential_id,),
+        )
+        return [VersionRecord(*row) for row in rows]
+
+    def put_version(self, record: VersionRecord) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO versions (credential_id, version, sealed, created_at, retires_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (record.credential_id, record.version, record.sealed, record.created_at, record.retires_at),
+        )
+
+    # -- audit --------------------------------------------------------------------------------
+    def last_audit(self) -> AuditRecord | None:
+        row = self._conn.execute(
+            "SELECT seq, prev, record, sealed, hash FROM audit ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else AuditRecord(*row)
+
+    def append_audit(self, record: AuditRecord) -> None:
+        try:
+            self._conn.execute(
+                "INSERT INTO audit (seq, prev, record, sealed, hash) VALUES (?, ?, ?, ?, ?)",
+                (record.seq, record.prev, record.record, record.sealed, record.hash),
+            )
+        except sqlite3.IntegrityError:
+            raise ConflictError(f"audit entry #{record.seq} already exists") from None
+
+    def iter_audit(self, after_seq: int = 0) -> Iterator[AuditRecord]:
+        cursor = self._conn.execute(
+            "SELECT seq, prev, record, sealed, hash FROM audit WHERE seq > ? ORDER BY seq", (after_seq,)
+        )
+        while batch := cursor.fetchmany(4096):
+            for row in batch:
+                yield AuditRecord(*row)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.DatabaseError as err:
+        conn.close()
+        raise VaultFileError(f"{path} is not an aegis-vault vault or is damaged ({err})") from None
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA secure_delete = ON")
+    return conn
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]
