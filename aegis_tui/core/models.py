@@ -200,3 +200,26 @@ class VersionInfo:
     created_at: float
     retires_at: float | None
     state: VersionState
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(raw: str) -> int:
+    """``30m``, ``24h``, ``7d``, ``0`` -> seconds."""
+    text = raw.strip().lower()
+    if text == "0":
+        return 0
+    unit = _DURATION_UNITS.get(text[-1:]) if text else None
+    if unit is None or not text[:-1].isdigit():
+        raise UsageError(f"duration {raw!r} is not like 30m, 24h, 7d or 0")
+    return int(text[:-1]) * unit
+
+
+def split_reference(raw: str) -> tuple[str | None, str]:
+    """``NAME``, ``CONTEXT/NAME`` or ``aegis://CONTEXT/NAME`` -> (context or None, name)."""
+    text = raw.removeprefix("aegis://")
+    context, _, name = text.rpartition("/")
+    if not context:
+        return None, validate_name(name)
+    return validate_context(context), validate_name(name)

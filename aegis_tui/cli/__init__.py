@@ -1,0 +1,60 @@
+"""The ``aegis-vault`` command line: parse, run one handler, turn errors into one line.
+
+Kept light on purpose: agents call it in loops. Nothing here imports Textual, Rich or
+keyring; each handler module imports what its command needs.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+
+def main(argv: list[str] | None = None) -> int:
+    from aegis_tui.cli.parser import build_parser, refused_secret_flag
+
+    args_list = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args_list
+    flag = refused_secret_flag(args_list)
+    if flag is not None:
+        sys.stderr.write(
+            f"aegis-vault: {flag} is refused: a secret on the command line ends up in shell history "
+            "and the process list; pipe it on stdin or type it at the hidden prompt\n"
+        )
+        return 2
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    module_name, function_name = args.handler.split(":")
+    try:
+        handler = getattr(import_module(module_name), function_name)
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write("aegis-vault: interrupted; nothing was changed\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as error:
+        if debug:
+            raise
+        return _report(error)
+
+
+def _report(error: Exception) -> int:
+    """One line on stderr, the documented exit code, no traceback, no secret."""
+    import sqlite3
+
+    from aegis_tui.core.errors import AegisError
+
+    if isinstance(error, AegisError):
+        message, code = str(error), error.exit_code
+    elif isinstance(error, sqlite3.DatabaseError):
+        message, code = f"the vault file is damaged or unreadable ({type(error).__name__})", 5
+    elif isinstance(error, OSError):
+        message, code = f"{error.strerror or type(error).__name__}: {error.filename or ''}".rstrip(": "), 1
+    else:
+        message, code = f"unexpected error ({type(error).__name__}); rerun with --debug for details", 1
+    sys.stderr.write(f"aegis-vault: {message}\n")
+    return code

@@ -1,0 +1,234 @@
+"""``add``, ``get``, ``list``, ``show``, ``rotate``, ``revoke``, ``destroy``, ``history``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from aegis_tui.cli.render import emit, emit_json, iso, relative, table, timestamp
+from aegis_tui.cli.terminal import confirm, err, has_terminal, read_value
+from aegis_tui.cli.unlock import open_unlocked
+from aegis_tui.core.credentials import CredentialFilter, Credentials
+from aegis_tui.core.errors import NotFoundError, UsageError
+from aegis_tui.core.models import (
+    Credential,
+    RotationState,
+    Status,
+    parse_duration,
+    parse_expiry,
+    parse_kind,
+    parse_status,
+    split_reference,
+    validate_context,
+)
+from aegis_tui.core.secret import Secret
+
+
+def _value(args: argparse.Namespace) -> Secret:
+    if args.generate:
+        from aegis_tui.core.generate import generate_value
+
+        return generate_value(args.length, args.charset, args.prefix)
+    return read_value()
+
+
+def _fields(pairs: list[str]) -> dict[str, str]:
+    fields = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UsageError("--field takes KEY=TEXT")
+        fields[key] = text
+    return fields
+
+
+def _locate(credentials: Credentials, reference: str) -> Credential:
+    """Resolve NAME, CONTEXT/NAME or aegis://CONTEXT/NAME; a wrong context is 'not found'."""
+    context, name = split_reference(reference)
+    credential = credentials.find(name)
+    if context is not None and credential.context != context:
+        raise NotFoundError(f"no credential named {name!r} in context {context!r}")
+    return credential
+
+
+def add(args: argparse.Namespace) -> int:
+    kind = parse_kind(args.kind)
+    expires = parse_expiry(args.expires)
+    fields = _fields(args.field)
+    value = _value(args)
+    vault = open_unlocked(args)
+    try:
+        credential = Credentials(vault).add(
+            args.name, value, kind=kind, service=args.service, context=args.context, tags=args.tags,
+            notes=args.notes, url=args.url, expires=expires, rotation_days=args.rotation_days, fields=fields,
+        )
+    finally:
+        vault.close()
+    err(f"added {credential.name!r} ({credential.kind}) as {credential.reference}")
+    return 0
+
+
+def get(args: argparse.Namespace) -> int:
+    vault = open_unlocked(args)
+    try:
+        credentials = Credentials(vault)
+        credential = _locate(credentials, args.name)
+        value = credentials.reveal(credential.name, version=args.value_version)
+    finally:
+        vault.close()
+    if credential.status is Status.EXPOSED:
+        err(f"aegis-vault: warning: {credential.name!r} is marked exposed; rotate it")
+    out = sys.stdout.buffer
+    out.write(value.reveal())
+    if sys.stdout.isatty():
+        out.write(b"\n")
+    out.flush()
+    return 0
+
+
+def _summary(credential: Credential, now: float) -> dict[str, object]:
+    state, days = credential.rotation(now)
+    return {
+        "name": credential.name,
+        "reference": credential.reference,
+        "kind": str(credential.kind),
+        "service": credential.service,
+        "context": credential.context,
+        "tags": credential.tags,
+        "status": str(credential.status),
+        "rotation": str(state),
+        "rotation_days_left": days,
+        "rotation_period_days": credential.rotation_days,
+        "version": credential.current_version,
+        "expires": credential.expires,
+        "url": credential.url,
+        "created": iso(credential.created_at),
+        "updated": iso(credential.updated_at),
+        "rotated": iso(credential.rotated_at),
+    }
+
+
+def _rotation_text(credential: Credential, now: float) -> str:
+    state, days = credential.rotation(now)
+    if state is RotationState.NONE:
+        return "-"
+    if state is RotationState.OVERDUE:
+        return f"overdue {-days}d" if days is not None else "overdue"
+    return f"{state} {days}d"
+
+
+def list_credentials(args: argparse.Namespace) -> int:
+    where = CredentialFilter(
+        context=validate_context(args.context) if args.context else None,
+        service=args.service,
+        status=parse_status(args.status) if args.status else None,
+        kind=parse_kind(args.kind) if args.kind else None,
+    )
+    vault = open_unlocked(args)
+    try:
+        found = Credentials(vault).list(where)
+    finally:
+        vault.close()
+    now = time.time()
+    if args.json:
+        sys.stdout.write(json.dumps([_summary(c, now) for c in found], ensure_ascii=False) + "\n")
+        return 0
+    rows = [[c.name, c.service or "-", str(c.kind), c.context or "-", str(c.status), _rotation_text(c, now),
+             f"v{c.current_version}"] for c in found]
+    emit(table(["NAME", "SERVICE", "KIND", "CONTEXT", "STATUS", "ROTATION", "VERSION"], rows))
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    vault = open_unlocked(args)
+    try:
+        credentials = Credentials(vault)
+        credential = _locate(credentials, args.name)
+        versions = credentials.versions(credential.name)
+    finally:
+        vault.close()
+    now = time.time()
+    summary = _summary(credential, now) | {"notes": credential.notes, "fields": credential.fields,
+                                           "versions": len(versions)}
+    if args.json:
+        emit_json(summary)
+        return 0
+    rows = [[key, ", ".join(map(str, value)) if isinstance(value, list) else
+             json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else ("-" if value in (None, "") else str(value))]
+            for key, value in summary.items() if key != "notes"]
+    for line in table(["FIELD", "VALUE"], rows).splitlines()[1:]:
+        emit(line)
+    if credential.notes:
+        emit("notes:")
+        for line in credential.notes.splitlines():
+            emit(f"  {line}")
+    emit("value                 (hidden; use: aegis-vault get)")
+    return 0
+
+
+def rotate(args: argparse.Namespace) -> int:
+    overlap = parse_duration(args.overlap) if args.overlap is not None else None
+    value = _value(args)
+    vault = open_unlocked(args)
+    try:
+        credentials = Credentials(vault)
+        credential = credentials.rotate(_locate(credentials, args.name).name, value, overlap)
+        versions = credentials.versions(credential.name)
+    finally:
+        vault.close()
+    previous = [v for v in versions if v.version == credential.current_version - 1]
+    until = f"; v{previous[0].version} stays valid until {timestamp(previous[0].retires_at)}" if previous else ""
+    err(f"rotated {credential.name!r} to v{credential.current_version}{until}")
+    return 0
+
+
+def revoke(args: argparse.Namespace) -> int:
+    vault = open_unlocked(args)
+    try:
+        credentials = Credentials(vault)
+        credential = credentials.set_status(_locate(credentials, args.name).name, Status.REVOKED, args.reason)
+    finally:
+        vault.close()
+    err(f"revoked {credential.name!r}: every version is retired and no value is handed out")
+    return 0
+
+
+def destroy(args: argparse.Namespace) -> int:
+    vault = open_unlocked(args)
+    try:
+        credentials = Credentials(vault)
+        credential = _locate(credentials, args.name)
+        if not args.yes:
+            if not has_terminal():
+                raise UsageError("destroy deletes every version for good; confirm with --yes when not in a terminal")
+            if not confirm(f"Destroy {credential.name!r} and all its versions? Type its name to confirm: ",
+                           credential.name):
+                err("not destroyed")
+                return 1
+        credentials.destroy(credential.name)
+    finally:
+        vault.close()
+    err(f"destroyed {credential.name!r} and its history")
+    return 0
+
+
+def history(args: argparse.Namespace) -> int:
+    vault = open_unlocked(args)
+    try:
+        credentials = Credentials(vault)
+        credential = _locate(credentials, args.name)
+        versions = credentials.versions(credential.name)
+    finally:
+        vault.close()
+    now = time.time()
+    if args.json:
+        emit_json([{"version": v.version, "state": str(v.state), "created": iso(v.created_at),
+                    "retires": iso(v.retires_at)} for v in versions])
+        return 0
+    rows = [[f"v{v.version}", str(v.state), timestamp(v.created_at),
+             "-" if v.retires_at is None else f"{timestamp(v.retires_at)} ({relative(v.retires_at, now)})"]
+            for v in reversed(versions)]
+    emit(table(["VERSION", "STATE", "CREATED", "RETIRES"], rows))
+    return 0
