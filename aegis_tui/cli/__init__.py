@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
             "and the process list; pipe it on stdin or type it at the hidden prompt\n"
         )
         return 2
-    parser = build_parser()
+    parser = build_parser(args_list)
     args = parser.parse_args(args_list)
     if not getattr(args, "handler", None):
         parser.print_help()

@@ -8,8 +8,7 @@ takes a secret value: values come from a hidden prompt or stdin (see ``terminal.
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from aegis_tui import __version__
 from aegis_tui.core.errors import EXIT_CODES
@@ -51,7 +50,165 @@ def _handler(sub: argparse.ArgumentParser, target: str) -> None:
     sub.set_defaults(handler=target)
 
 
-def build_parser() -> argparse.ArgumentParser:
+_CREDS = "aegis_tui.cli.commands.credentials"
+_VAULT = "aegis_tui.cli.commands.vault"
+_AUDIT = "aegis_tui.cli.commands.audit"
+if TYPE_CHECKING:
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _init(commands: Commands) -> None:
+    init = commands.add_parser("init", help="create a new vault")
+    init.add_argument("--passphrase-stdin", action="store_true", help="read the new passphrase from stdin")
+    init.add_argument("--no-passphrase", action="store_true",
+                      help="no passphrase slot (needs AEGIS_VAULT_KEY or --keyring)")
+    init.add_argument("--keyring", action="store_true", help="also add an OS keyring slot")
+    _handler(init, f"{_VAULT}:init")
+
+
+def _add(commands: Commands) -> None:
+    add = commands.add_parser("add", help="add a credential (value from stdin or a hidden prompt)")
+    add.add_argument("name")
+    _metadata_options(add)
+    _generate_options(add)
+    _handler(add, f"{_CREDS}:add")
+
+
+def _get(commands: Commands) -> None:
+    get = commands.add_parser("get", help="print a credential's value, and nothing else")
+    get.add_argument("name", help="NAME, CONTEXT/NAME or aegis://CONTEXT/NAME")
+    get.add_argument("--version", type=int, dest="value_version", metavar="N", help="a specific version")
+    _handler(get, f"{_CREDS}:get")
+
+
+def _list(commands: Commands) -> None:
+    listing = commands.add_parser("list", help="list credentials (never values)")
+    listing.add_argument("--context")
+    listing.add_argument("--service")
+    listing.add_argument("--status", choices=["active", "revoked", "exposed"])
+    listing.add_argument("--kind")
+    listing.add_argument("--json", action="store_true")
+    _handler(listing, f"{_CREDS}:list_credentials")
+
+
+def _show(commands: Commands) -> None:
+    show = commands.add_parser("show", help="a credential's metadata (never its value)")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    _handler(show, f"{_CREDS}:show")
+
+
+def _rotate(commands: Commands) -> None:
+    rotate = commands.add_parser("rotate", help="give a credential a new value (a new version)")
+    rotate.add_argument("name")
+    rotate.add_argument("--overlap", metavar="DURATION",
+                        help="how long the previous version stays valid (e.g. 30m, 24h, 7d, 0)")
+    _generate_options(rotate)
+    _handler(rotate, f"{_CREDS}:rotate")
+
+
+def _revoke(commands: Commands) -> None:
+    revoke = commands.add_parser("revoke", help="stop handing out a credential; retires every version")
+    revoke.add_argument("name")
+    revoke.add_argument("--reason", default="")
+    _handler(revoke, f"{_CREDS}:revoke")
+
+
+def _destroy(commands: Commands) -> None:
+    destroy = commands.add_parser("destroy", help="delete a credential and its whole history")
+    destroy.add_argument("name")
+    destroy.add_argument("--yes", action="store_true", help="do not ask to type the name (scripts)")
+    _handler(destroy, f"{_CREDS}:destroy")
+
+
+def _history(commands: Commands) -> None:
+    history = commands.add_parser("history", help="a credential's versions (never values)")
+    history.add_argument("name")
+    history.add_argument("--json", action="store_true")
+    _handler(history, f"{_CREDS}:history")
+
+
+def _passwd(commands: Commands) -> None:
+    passwd = commands.add_parser("passwd", help="change the passphrase (rewraps the key only)")
+    passwd.add_argument("--new-passphrase-stdin", action="store_true", help="read the new passphrase from stdin")
+    _handler(passwd, f"{_VAULT}:passwd")
+
+
+def _slots(commands: Commands) -> None:
+    slots = commands.add_parser("slots", help="unlock slots: list, add, remove")
+    actions = slots.add_subparsers(dest="slots_command", metavar="ACTION", required=True, parser_class=_Parser)
+    _handler(actions.add_parser("list", help="list unlock slots"), f"{_VAULT}:slots_list")
+    slot_add = actions.add_parser("add", help="add an unlock slot")
+    slot_add.add_argument("kind", choices=["passphrase", "keyring", "env", "recovery"])
+    slot_add.add_argument("--new-passphrase-stdin", action="store_true",
+                          help="for a passphrase slot: read it from stdin")
+    _handler(slot_add, f"{_VAULT}:slots_add")
+    slot_remove = actions.add_parser("remove", help="remove an unlock slot")
+    slot_remove.add_argument("slot_id")
+    _handler(slot_remove, f"{_VAULT}:slots_remove")
+
+
+def _audit(commands: Commands) -> None:
+    audit = commands.add_parser("audit", help="the tamper-evident audit log")
+    actions = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True, parser_class=_Parser)
+    tail = actions.add_parser("tail", help="the latest entries")
+    tail.add_argument("-n", "--lines", type=int, default=20)
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new entries")
+    _handler(tail, f"{_AUDIT}:tail")
+    _handler(actions.add_parser("verify", help="check the hash chain and the signed head"), f"{_AUDIT}:verify")
+    export = actions.add_parser("export", help="every entry, one JSON object per line")
+    export.add_argument("--jsonl", action="store_true", required=True, help="JSON Lines (the only format)")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    _handler(export, f"{_AUDIT}:export")
+
+
+def _import_env(commands: Commands) -> None:
+    import_env = commands.add_parser("import-env", help="turn a .env file into credentials")
+    import_env.add_argument("file")
+    import_env.add_argument("--context", default="")
+    import_env.add_argument("--service", default="")
+    import_env.add_argument("--all", action="store_true",
+                            help="import every variable, not only secret-looking ones")
+    import_env.add_argument("--template", metavar="FILE", help="write the env template here (default: stdout)")
+    import_env.add_argument("--delete", action="store_true",
+                            help="delete the plaintext file afterwards without asking")
+    _handler(import_env, "aegis_tui.cli.commands.import_env:import_env")
+
+
+def _status(commands: Commands) -> None:
+    status = commands.add_parser("status", help="where the vault is and what state it is in")
+    status.add_argument("--json", action="store_true")
+    _handler(status, f"{_VAULT}:status")
+
+
+def _keygen(commands: Commands) -> None:
+    _handler(commands.add_parser("keygen", help="print a new random AEGIS_VAULT_KEY"), f"{_VAULT}:keygen")
+
+
+_COMMANDS = {
+    "init": _init, "add": _add, "get": _get, "list": _list, "show": _show, "rotate": _rotate,
+    "revoke": _revoke, "destroy": _destroy, "history": _history, "passwd": _passwd, "slots": _slots,
+    "audit": _audit, "import-env": _import_env, "status": _status, "keygen": _keygen,
+}
+_GLOBAL_WITH_VALUE = {"--passphrase-fd"}
+
+
+def _requested_command(argv: list[str]) -> str | None:
+    """The sub-command named in argv, skipping global options."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg if arg in _COMMANDS else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The full grammar, or only the named command's part of it (it is all that runs,
+    and building all fifteen sub-parsers costs more than a ``get`` does)."""
     parser = _Parser(
         prog="aegis-vault",
         description="A credential vault for people who work with AI coding agents.",
@@ -64,111 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="read the unlock passphrase (or recovery key) from this file descriptor")
     parser.add_argument("--recovery", action="store_true", help="unlock with the recovery key")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    creds = "aegis_tui.cli.commands.credentials"
-    vault = "aegis_tui.cli.commands.vault"
-    audit = "aegis_tui.cli.commands.audit"
-
-    init = commands.add_parser("init", help="create a new vault")
-    init.add_argument("--passphrase-stdin", action="store_true", help="read the new passphrase from stdin")
-    init.add_argument("--no-passphrase", action="store_true",
-                      help="no passphrase slot (needs AEGIS_VAULT_KEY or --keyring)")
-    init.add_argument("--keyring", action="store_true", help="also add an OS keyring slot")
-    _handler(init, f"{vault}:init")
-
-    add = commands.add_parser("add", help="add a credential (value from stdin or a hidden prompt)")
-    add.add_argument("name")
-    _metadata_options(add)
-    _generate_options(add)
-    _handler(add, f"{creds}:add")
-
-    get = commands.add_parser("get", help="print a credential's value, and nothing else")
-    get.add_argument("name", help="NAME, CONTEXT/NAME or aegis://CONTEXT/NAME")
-    get.add_argument("--version", type=int, dest="value_version", metavar="N", help="a specific version")
-    _handler(get, f"{creds}:get")
-
-    listing = commands.add_parser("list", help="list credentials (never values)")
-    listing.add_argument("--context")
-    listing.add_argument("--service")
-    listing.add_argument("--status", choices=["active", "revoked", "exposed"])
-    listing.add_argument("--kind")
-    listing.add_argument("--json", action="store_true")
-    _handler(listing, f"{creds}:list_credentials")
-
-    show = commands.add_parser("show", help="a credential's metadata (never its value)")
-    show.add_argument("name")
-    show.add_argument("--json", action="store_true")
-    _handler(show, f"{creds}:show")
-
-    rotate = commands.add_parser("rotate", help="give a credential a new value (a new version)")
-    rotate.add_argument("name")
-    rotate.add_argument("--overlap", metavar="DURATION",
-                        help="how long the previous version stays valid (e.g. 30m, 24h, 7d, 0)")
-    _generate_options(rotate)
-    _handler(rotate, f"{creds}:rotate")
-
-    revoke = commands.add_parser("revoke", help="stop handing out a credential; retires every version")
-    revoke.add_argument("name")
-    revoke.add_argument("--reason", default="")
-    _handler(revoke, f"{creds}:revoke")
-
-    destroy = commands.add_parser("destroy", help="delete a credential and its whole history")
-    destroy.add_argument("name")
-    destroy.add_argument("--yes", action="store_true", help="do not ask to type the name (scripts)")
-    _handler(destroy, f"{creds}:destroy")
-
-    history = commands.add_parser("history", help="a credential's versions (never values)")
-    history.add_argument("name")
-    history.add_argument("--json", action="store_true")
-    _handler(history, f"{creds}:history")
-
-    passwd = commands.add_parser("passwd", help="change the passphrase (rewraps the key only)")
-    passwd.add_argument("--new-passphrase-stdin", action="store_true", help="read the new passphrase from stdin")
-    _handler(passwd, f"{vault}:passwd")
-
-    slots = commands.add_parser("slots", help="unlock slots: list, add, remove")
-    slot_commands = slots.add_subparsers(dest="slots_command", metavar="ACTION", required=True,
-                                         parser_class=_Parser)
-    _handler(slot_commands.add_parser("list", help="list unlock slots"), f"{vault}:slots_list")
-    slot_add = slot_commands.add_parser("add", help="add an unlock slot")
-    slot_add.add_argument("kind", choices=["passphrase", "keyring", "env", "recovery"])
-    slot_add.add_argument("--new-passphrase-stdin", action="store_true",
-                          help="for a passphrase slot: read it from stdin")
-    _handler(slot_add, f"{vault}:slots_add")
-    slot_remove = slot_commands.add_parser("remove", help="remove an unlock slot")
-    slot_remove.add_argument("slot_id")
-    _handler(slot_remove, f"{vault}:slots_remove")
-
-    audit_parser = commands.add_parser("audit", help="the tamper-evident audit log")
-    audit_commands = audit_parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True,
-                                                 parser_class=_Parser)
-    tail = audit_commands.add_parser("tail", help="the latest entries")
-    tail.add_argument("-n", "--lines", type=int, default=20)
-    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new entries")
-    _handler(tail, f"{audit}:tail")
-    _handler(audit_commands.add_parser("verify", help="check the hash chain and the signed head"),
-             f"{audit}:verify")
-    export = audit_commands.add_parser("export", help="every entry, one JSON object per line")
-    export.add_argument("--jsonl", action="store_true", required=True, help="JSON Lines (the only format)")
-    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    _handler(export, f"{audit}:export")
-
-    import_env = commands.add_parser("import-env", help="turn a .env file into credentials")
-    import_env.add_argument("file")
-    import_env.add_argument("--context", default="")
-    import_env.add_argument("--service", default="")
-    import_env.add_argument("--all", action="store_true",
-                            help="import every variable, not only secret-looking ones")
-    import_env.add_argument("--template", metavar="FILE", help="write the env template here (default: stdout)")
-    import_env.add_argument("--delete", action="store_true",
-                            help="delete the plaintext file afterwards without asking")
-    _handler(import_env, "aegis_tui.cli.commands.import_env:import_env")
-
-    status = commands.add_parser("status", help="where the vault is and what state it is in")
-    status.add_argument("--json", action="store_true")
-    _handler(status, f"{vault}:status")
-
-    _handler(commands.add_parser("keygen", help="print a new random AEGIS_VAULT_KEY"), f"{vault}:keygen")
+    wanted = _requested_command(argv or [])
+    for name, add_command in _COMMANDS.items():
+        if wanted is None or name == wanted:
+            add_command(commands)
     return parser
 
 
@@ -191,11 +247,3 @@ def _generate_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--length", type=int, default=32)
     sub.add_argument("--charset", default="alnum", choices=["alnum", "alpha", "digits", "hex", "symbols", "base64url"])
     sub.add_argument("--prefix", default="", help="fixed prefix for a generated value, e.g. sk_")
-
-
-def parse(argv: list[str]) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
-
-
-def print_help() -> None:
-    build_parser().print_help(sys.stdout)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import NamedTuple
 
 _MAX_FIELD = 120
 
@@ -23,13 +22,13 @@ def _clean(text: str) -> str:
 
 def _proc_comm(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as comm:
+            return comm.read().strip()
     except OSError:
         return ""
 
 
-@dataclass(frozen=True)
-class Actor:
+class Actor(NamedTuple):
     user: str
     uid: int
     pid: int
@@ -39,7 +38,7 @@ class Actor:
     session_id: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return self._asdict()
 
     def describe(self) -> str:
         who = f"{self.user} via {self.program} (pid {self.pid}) ← {self.parent or '?'}"
@@ -61,7 +60,7 @@ def current_actor(program: str | None = None) -> Actor:
         user=_clean(user),
         uid=uid,
         pid=os.getpid(),
-        program=_clean(program or Path(sys.argv[0] or "python").name),
+        program=_clean(program or os.path.basename(sys.argv[0] or "python")),
         parent_pid=ppid,
         parent=_clean(_proc_comm(ppid)),
         session_id=_clean(session) if session else None,

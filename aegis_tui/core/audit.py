@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import Callable
+from typing import NamedTuple
 
 from aegis_tui.core.actor import Actor
 from aegis_tui.core.crypto import (
@@ -55,8 +54,7 @@ class Outcome(StrEnum):
     DENIED = "denied"
 
 
-@dataclass(frozen=True)
-class AuditEntry:
+class AuditEntry(NamedTuple):
     """One decoded entry. ``target``/``context`` are ``None`` when sealed and locked."""
 
     seq: int
@@ -89,12 +87,20 @@ class AuditEntry:
         }
 
 
-@dataclass
 class VerifyReport:
-    entries: int = 0
-    signed_seq: int = 0
-    unsigned_tail: int = 0
-    problems: list[str] = field(default_factory=list)
+    """What ``verify`` found; ``problems`` name each broken entry by its number."""
+
+    __slots__ = ("entries", "signed_seq", "unsigned_tail", "problems")
+
+    def __init__(self) -> None:
+        self.entries = 0
+        self.signed_seq = 0
+        self.unsigned_tail = 0
+        self.problems: list[str] = []
+
+    def __repr__(self) -> str:
+        return (f"VerifyReport(entries={self.entries}, signed_seq={self.signed_seq}, "
+                f"unsigned_tail={self.unsigned_tail}, problems={self.problems!r})")
 
     @property
     def ok(self) -> bool:
@@ -164,13 +170,6 @@ class AuditLog:
         assert self._signer is not None
         signature = self._signer.sign(audit_head_message(self._vault_id, seq, entry_hash))
         return json.dumps({"seq": seq, "hash": entry_hash.hex(), "sig": signature.hex()})
-
-    def sign_head(self) -> None:
-        """Sign over entries appended while locked (called right after unlocking)."""
-        with self._store.transaction():
-            last = self._store.last_audit()
-            if last is not None and self._signer is not None:
-                self._store.set_meta(HEAD_META_KEY, self._signed_head(last.seq, last.hash))
 
     def _aad(self, seq: int) -> bytes:
         return associated_data(self._vault_id, "audit", seq, "subject")

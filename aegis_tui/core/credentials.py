@@ -9,11 +9,11 @@ each value is sealed bound to (vault, row, version). Lookups go through the blin
 from __future__ import annotations
 
 import json
-import secrets
-from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple
 
 from aegis_tui.core.audit import Outcome, Risk
-from aegis_tui.core.crypto import associated_data, blind_index
+from aegis_tui.core.crypto import associated_data, blind_index, random_hex
 from aegis_tui.core.errors import ConflictError, NotFoundError, RefusedError, UsageError
 from aegis_tui.core.models import (
     Credential,
@@ -33,8 +33,7 @@ from aegis_tui.core.store.base import CredentialRecord, VersionRecord
 from aegis_tui.core.vault import Vault
 
 
-@dataclass(frozen=True)
-class CredentialFilter:
+class CredentialFilter(NamedTuple):
     context: str | None = None
     service: str | None = None
     status: Status | None = None
@@ -153,7 +152,7 @@ class Credentials:
             raise UsageError("a rotation period is a positive number of days")
         now = self._vault.clock()
         credential = Credential(
-            id=secrets.token_hex(16),
+            id=random_hex(16),
             name=validate_name(name),
             kind=kind,
             service=validate_free_text(service, "service", 128),
@@ -163,8 +162,8 @@ class Credentials:
             url=validate_free_text(url, "url", 2048),
             expires=expires,
             rotation_days=rotation_days,
-            fields={validate_free_text(k, "field name", 64): validate_free_text(v, "field value")
-                    for k, v in (fields or {}).items()},
+            fields=MappingProxyType({validate_free_text(k, "field name", 64): validate_free_text(v, "field value")
+                                     for k, v in (fields or {}).items()}),
             created_at=now,
             updated_at=now,
             rotated_at=now,

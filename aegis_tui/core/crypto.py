@@ -3,8 +3,15 @@
 The rest of the code base sees only ``seal``/``open`` (AES-256-GCM with associated
 data), ``derive_*`` (HKDF-SHA256 for sub-keys, Argon2id for passphrases), a keyed blind
 index (HMAC-SHA256), the audit chain hash (SHA-256) and Ed25519 signatures. All of it
-comes from ``cryptography``; randomness comes from ``secrets``. Changing an algorithm
-or a parameter happens here and nowhere else.
+comes from ``cryptography``. Changing an algorithm or a parameter happens here and
+nowhere else.
+
+Randomness: every key, nonce and id comes from ``random_bytes`` below, which reads the
+operating system's CSPRNG through ``os.urandom`` — exactly what ``secrets.token_bytes``
+does. We call it directly because importing ``secrets`` (and the stdlib ``hashlib`` /
+``hmac``) loads a second copy of OpenSSL, which costs ~4 ms on every CLI call that
+agents make in loops. Hashing and HMAC likewise come from ``cryptography``. The
+``random`` module is never used for anything secret.
 
 Blob format: ``0x01 || nonce (12 bytes) || ciphertext || tag (16 bytes)``. Nonces are
 random; one data key seals far fewer than the 2^32 messages where that would matter.
@@ -12,14 +19,14 @@ random; one data key seals far fewer than the 2^32 messages where that would mat
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
+import os
 import struct
 import time
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from aegis_tui.core.errors import IntegrityError
@@ -31,9 +38,19 @@ _BLOB_VERSION = b"\x01"
 _MIN_BLOB = 1 + _NONCE_BYTES + _TAG_BYTES
 
 
+def random_bytes(count: int) -> bytes:
+    """Bytes from the OS CSPRNG (the source ``secrets`` uses; see the module docstring)."""
+    return os.urandom(count)
+
+
+def random_hex(count: int) -> str:
+    """``count`` random bytes as hex: ids, salts."""
+    return os.urandom(count).hex()
+
+
 def new_key() -> bytes:
     """A fresh random 256-bit key."""
-    return secrets.token_bytes(KEY_BYTES)
+    return random_bytes(KEY_BYTES)
 
 
 def associated_data(*parts: str | int) -> bytes:
@@ -62,7 +79,7 @@ class SealingKey:
         return "SealingKey(<hidden>)"
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
-        nonce = secrets.token_bytes(_NONCE_BYTES)
+        nonce = random_bytes(_NONCE_BYTES)
         return _BLOB_VERSION + nonce + self._aead.encrypt(nonce, plaintext, aad)
 
     def open(self, blob: bytes, aad: bytes, what: str = "sealed field") -> bytes:
@@ -78,7 +95,6 @@ class SealingKey:
 
 def derive_subkey(master: bytes, purpose: str) -> bytes:
     """Independent keys for independent jobs (sealing, blind index, slot wrapping)."""
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
     return HKDF(
@@ -88,11 +104,12 @@ def derive_subkey(master: bytes, purpose: str) -> bytes:
 
 def blind_index(index_key: bytes, text: str) -> bytes:
     """A keyed, deterministic tag for equality lookups without storing the text."""
-    return hmac.new(index_key, text.encode("utf-8"), hashlib.sha256).digest()
+    mac = crypto_hmac.HMAC(index_key, hashes.SHA256())
+    mac.update(text.encode("utf-8"))
+    return mac.finalize()
 
 
-@dataclass(frozen=True)
-class KdfParams:
+class KdfParams(NamedTuple):
     """Argon2id parameters, stored beside each passphrase slot."""
 
     salt: str  # hex
@@ -101,7 +118,7 @@ class KdfParams:
     lanes: int
 
     def to_dict(self) -> dict[str, object]:
-        return {"algorithm": "argon2id", **asdict(self)}
+        return {"algorithm": "argon2id", **self._asdict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> KdfParams:
@@ -137,7 +154,7 @@ def derive_passphrase_key(passphrase: bytes, params: KdfParams) -> bytes:
 
 
 def new_kdf_params(memory_kib: int, iterations: int = _ITERATIONS, lanes: int = _LANES) -> KdfParams:
-    return KdfParams(salt=secrets.token_hex(16), memory_kib=memory_kib, iterations=iterations, lanes=lanes)
+    return KdfParams(salt=random_hex(16), memory_kib=memory_kib, iterations=iterations, lanes=lanes)
 
 
 def calibrate_kdf(target_seconds: float = 0.5, min_memory_kib: int = MIN_MEMORY_KIB) -> KdfParams:
@@ -157,17 +174,24 @@ def calibrate_kdf(target_seconds: float = 0.5, min_memory_kib: int = MIN_MEMORY_
 
 def audit_genesis(vault_id: str) -> bytes:
     """The ``prev`` hash of the first audit entry, unique per vault."""
-    return hashlib.sha256(b"aegis-audit-genesis/v1\0" + vault_id.encode()).digest()
+    return _sha256(b"aegis-audit-genesis/v1\0" + vault_id.encode())
 
 
 def audit_entry_hash(prev: bytes, record: bytes, sealed: bytes | None) -> bytes:
     """Hash of one audit entry, chained to the one before it."""
-    digest = hashlib.sha256(b"aegis-audit/v1\0")
-    digest.update(prev)
-    digest.update(struct.pack(">I", len(record)))
-    digest.update(record)
-    digest.update(sealed or b"")
-    return digest.digest()
+    return _sha256(b"".join((b"aegis-audit/v1\0", prev, struct.pack(">I", len(record)), record, sealed or b"")))
+
+
+def _sha256(data: bytes) -> bytes:
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(data)
+    return digest.finalize()
+
+
+def constant_time_equal(left: bytes, right: bytes) -> bool:
+    from cryptography.hazmat.primitives import constant_time
+
+    return constant_time.bytes_eq(left, right)
 
 
 def audit_head_message(vault_id: str, seq: int, entry_hash: bytes) -> bytes:

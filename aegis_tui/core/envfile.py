@@ -8,7 +8,7 @@ unquoted values with trailing `` # comments``. Errors name the line, never its v
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from aegis_tui.core.errors import UsageError
 
@@ -22,8 +22,7 @@ _URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@", re.
 _PLACEHOLDER = re.compile(r"^(<[^>]*>|\$\{[^}]*\}|x{3,}|changeme|todo|your[-_ ].*|\*+)$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class EnvEntry:
+class EnvEntry(NamedTuple):
     key: str
     value: str
     line: int

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field, replace
+from types import MappingProxyType
+from typing import NamedTuple
 from datetime import date
 from enum import StrEnum
 
@@ -89,8 +90,8 @@ def validate_context(raw: str) -> str:
     return raw
 
 
-def validate_tags(raw: list[str]) -> list[str]:
-    tags = sorted({tag.strip() for tag in raw if tag.strip()})
+def validate_tags(raw: list[str]) -> tuple[str, ...]:
+    tags = tuple(sorted({tag.strip() for tag in raw if tag.strip()}))
     for tag in tags:
         if not _TAG.match(tag):
             raise UsageError(f"tag {tag!r} must be letters, digits, '.', '_', ':' or '-' (64 at most)")
@@ -138,8 +139,7 @@ def parse_expiry(raw: str | None) -> str | None:
         raise UsageError(f"expiry {raw!r} is not a date like 2027-03-31") from None
 
 
-@dataclass(frozen=True)
-class Credential:
+class Credential(NamedTuple):
     """Everything about a credential except its value. Sealed as one blob in the store."""
 
     id: str
@@ -147,32 +147,36 @@ class Credential:
     kind: Kind = Kind.SECRET
     service: str = ""
     context: str = ""
-    tags: list[str] = field(default_factory=list)
+    tags: tuple[str, ...] = ()
     notes: str = ""
     url: str = ""
     expires: str | None = None  # ISO date
     rotation_days: int | None = None
     overlap_seconds: int = DEFAULT_OVERLAP_SECONDS
     status: Status = Status.ACTIVE
-    fields: dict[str, str] = field(default_factory=dict)  # custom, sealed like the rest
+    fields: MappingProxyType[str, str] = MappingProxyType({})  # custom, sealed like the rest
     created_at: float = 0.0
     updated_at: float = 0.0
     rotated_at: float = 0.0
     current_version: int = 1
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        data = self._asdict()
+        data["tags"] = list(self.tags)
+        data["fields"] = dict(self.fields)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Credential:
-        known = {name for name in cls.__dataclass_fields__}
-        clean = {key: value for key, value in data.items() if key in known}
+        clean = {key: value for key, value in data.items() if key in cls._fields}
         clean["kind"] = Kind(str(clean.get("kind", Kind.SECRET)))
         clean["status"] = Status(str(clean.get("status", Status.ACTIVE)))
+        clean["tags"] = tuple(clean.get("tags") or ())  # type: ignore[arg-type]
+        clean["fields"] = MappingProxyType(dict(clean.get("fields") or {}))  # type: ignore[call-overload]
         return cls(**clean)  # type: ignore[arg-type]
 
     def evolve(self, **changes: object) -> Credential:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return self._replace(**changes)
 
     @property
     def reference(self) -> str:
@@ -192,8 +196,7 @@ class Credential:
         return RotationState.OK, days_left
 
 
-@dataclass(frozen=True)
-class VersionInfo:
+class VersionInfo(NamedTuple):
     """A version's bookkeeping, never its value."""
 
     version: int

@@ -36,9 +36,9 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
-        import hmac
+        from aegis_tui.core.crypto import constant_time_equal
 
-        return hmac.compare_digest(self._value, other._value)
+        return constant_time_equal(self._value, other._value)
 
     def __hash__(self) -> int:  # pragma: no cover - secrets are not dict keys
         raise TypeError("Secret is not hashable")

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
-from dataclasses import dataclass
+from typing import NamedTuple
 from enum import StrEnum
 
 from aegis_tui.core.crypto import (
@@ -24,6 +23,8 @@ from aegis_tui.core.crypto import (
     associated_data,
     derive_passphrase_key,
     derive_subkey,
+    random_bytes,
+    random_hex,
 )
 from aegis_tui.core.errors import UnlockError, UsageError
 from aegis_tui.core.secret import Secret
@@ -45,8 +46,7 @@ class KeyringUnavailableError(UnlockError):
     """The OS keyring could not hand over the slot key (locked, absent, refused)."""
 
 
-@dataclass(frozen=True)
-class SlotInfo:
+class SlotInfo(NamedTuple):
     """What ``slots list`` shows: never a key, never a salt."""
 
     id: str
@@ -57,7 +57,7 @@ class SlotInfo:
 
 
 def new_slot_id() -> str:
-    return secrets.token_hex(4)
+    return random_hex(4)
 
 
 def wrap(record_id: str, kind: SlotKind, vault_id: str, slot_key: bytes, data_key: bytes) -> bytes:
@@ -91,12 +91,12 @@ def env_slot_key(raw_hex: str) -> bytes:
 
 
 def new_env_key() -> str:
-    return secrets.token_hex(32)
+    return random_hex(32)
 
 
 def new_recovery_code() -> str:
     """A code a person can copy from paper: AAAAA-BBBBB-... (base32, no padding)."""
-    text = base64.b32encode(secrets.token_bytes(_RECOVERY_BYTES)).decode()
+    text = base64.b32encode(random_bytes(_RECOVERY_BYTES)).decode()
     return "-".join(text[i : i + 5] for i in range(0, len(text), 5))
 
 
@@ -149,7 +149,7 @@ def _check_secure_backend(keyring_module) -> None:  # type: ignore[no-untyped-de
 def store_keyring_key(vault_id: str, slot_id: str) -> bytes:
     """Create a random slot key in the OS keyring; return the derived slot key."""
     keyring = _keyring_module()
-    raw = secrets.token_bytes(32)
+    raw = random_bytes(32)
     try:
         _check_secure_backend(keyring)
         keyring.set_password(KEYRING_SERVICE, _keyring_username(vault_id, slot_id), raw.hex())

@@ -13,10 +13,9 @@ slot kind). Locking drops every key reference this object holds.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Callable
-from pathlib import Path
+import os
 
 from aegis_tui.core import slots as slot_kinds
 from aegis_tui.core.actor import Actor, current_actor
@@ -29,6 +28,7 @@ from aegis_tui.core.crypto import (
     derive_subkey,
     new_key,
     new_signing_key,
+    random_hex,
 )
 from aegis_tui.core.errors import AegisError, NotFoundError, RefusedError, UnlockError, VaultFileError
 from aegis_tui.core.secret import Secret
@@ -69,13 +69,13 @@ class Vault:
 
     # -- lifecycle ------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path, *, clock: Callable[[], float] = time.time, actor: Actor | None = None) -> Vault:
+    def open(cls, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time, actor: Actor | None = None) -> Vault:
         return cls(SqliteStore.open(path), clock=clock, actor=actor)
 
     @classmethod
     def create(
         cls,
-        path: Path,
+        path: str | os.PathLike[str],
         *,
         passphrase: Secret | None,
         kdf: KdfParams | None,
@@ -94,7 +94,7 @@ class Vault:
         try:
             now = clock()
             with store.transaction():
-                store.set_meta("vault_id", secrets.token_hex(16))
+                store.set_meta("vault_id", random_hex(16))
                 store.set_meta("created_at", repr(now))
             vault = cls(store, clock=clock, actor=actor)
             data_key = new_key()
@@ -119,8 +119,7 @@ class Vault:
                 )
         except BaseException:
             store.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
+            SqliteStore.remove_files(path)
             raise
         return vault, code
 
@@ -189,6 +188,7 @@ class Vault:
                               target="vault", detail={"slot": kind})
             raise UnlockError(f"{failure}; nothing was changed")
         self._adopt(data_key)
+        # Signed with the freshly opened key: also covers entries written while locked.
         self.audit.append("unlock", self.actor, target="vault", detail={"slot": kind})
 
     def _adopt(self, data_key: bytes) -> None:
@@ -199,7 +199,6 @@ class Vault:
         signer = Signer(keys.sealer.open(bytes.fromhex(sealed), self._signing_aad(), "the audit signing key"))
         self._keys = keys
         self.audit.attach_keys(keys.sealer, signer)
-        self.audit.sign_head()
 
     def _slot_summary(self, exclude: SlotKind | None = None) -> str:
         kinds = sorted({str(slot.kind) for slot in self.store.list_slots() if slot.kind != exclude})

@@ -11,11 +11,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class SlotRecord:
+class SlotRecord(NamedTuple):
     """One unlock slot: the data key wrapped under a key only this slot can produce."""
 
     id: str
@@ -26,8 +25,7 @@ class SlotRecord:
     created_at: float
 
 
-@dataclass(frozen=True)
-class CredentialRecord:
+class CredentialRecord(NamedTuple):
     """A credential's sealed metadata plus the blind index of its name."""
 
     id: str
@@ -36,8 +34,7 @@ class CredentialRecord:
     sealed: bytes
 
 
-@dataclass(frozen=True)
-class VersionRecord:
+class VersionRecord(NamedTuple):
     """One sealed value of a credential. ``retires_at`` set means it has been superseded."""
 
     credential_id: str
@@ -47,8 +44,7 @@ class VersionRecord:
     retires_at: float | None
 
 
-@dataclass(frozen=True)
-class AuditRecord:
+class AuditRecord(NamedTuple):
     """One audit entry as stored: clear record, optional sealed subject, chain hash."""
 
     seq: int

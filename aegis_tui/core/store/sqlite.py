@@ -15,10 +15,9 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from aegis_tui.core.errors import AegisError, ConflictError, VaultFileError
-from aegis_tui.core.paths import check_vault_permissions, ensure_private_folder
+from aegis_tui.core.paths import SQLITE_COMPANIONS, check_vault_permissions, ensure_private_folder
 from aegis_tui.core.store.base import (
     AuditRecord,
     CredentialRecord,
@@ -34,16 +33,17 @@ _BUSY_TIMEOUT_MS = 15_000
 class SqliteStore(StoreBackend):
     """A vault file on disk."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         self._conn = conn
         self.path = path
         self._depth = 0
 
     # -- lifecycle --------------------------------------------------------------------
     @classmethod
-    def create(cls, path: Path) -> SqliteStore:
+    def create(cls, path: str | os.PathLike[str]) -> SqliteStore:
         """Create a new, empty vault file (0600 in a 0700 folder). Never overwrites."""
-        ensure_private_folder(path.parent)
+        path = os.fspath(path)
+        ensure_private_folder(os.path.dirname(os.path.abspath(path)))
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -54,18 +54,27 @@ class SqliteStore(StoreBackend):
             store._migrate(from_version=0)
         except BaseException:
             store.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
+            cls.remove_files(path)
             raise
         return store
 
+    @staticmethod
+    def remove_files(path: str | os.PathLike[str]) -> None:
+        """Undo a half-made vault: the file and SQLite's companions."""
+        for suffix in ("", *SQLITE_COMPANIONS):
+            try:
+                os.unlink(os.fspath(path) + suffix)
+            except FileNotFoundError:
+                pass
+
     @classmethod
-    def open(cls, path: Path) -> SqliteStore:
+    def open(cls, path: str | os.PathLike[str]) -> SqliteStore:
         """Open an existing vault, migrating an older schema and refusing a newer one."""
-        if not path.exists():
+        path = os.fspath(path)
+        if not os.path.exists(path):
             raise VaultFileError(f"no vault at {path}; create one with: aegis-vault init")
         check_vault_permissions(path)
-        if path.stat().st_size == 0:
+        if os.path.getsize(path) == 0:
             raise VaultFileError(f"{path} is empty: not an aegis-vault vault")
         store = cls(_connect(path), path)
         try:
@@ -99,7 +108,7 @@ class SqliteStore(StoreBackend):
         return version
 
     def _backup_before_migration(self, version: int) -> None:
-        backup = self.path.with_name(f"{self.path.name}.schema{version}.bak")
+        backup = f"{self.path}.schema{version}.bak"
         fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.close(fd)
         target = sqlite3.connect(backup)
@@ -259,7 +268,7 @@ class SqliteStore(StoreBackend):
                 yield AuditRecord(*row)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000)
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     try:
