@@ -34,14 +34,17 @@ def iso(seconds: float | None) -> str | None:
 
 
 def relative(seconds: float, now: float) -> str:
+    """``in 1h 59m`` / ``3d 4h ago``: the two largest units."""
     delta = seconds - now
-    amount = abs(delta)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if amount >= size:
-            text = f"{int(amount // size)}{unit}"
+    remaining = int(abs(delta))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if remaining >= size or (unit == "s" and not parts):
+            parts.append(f"{remaining // size}{unit}")
+            remaining %= size
+        if len(parts) == 2:
             break
-    else:
-        text = f"{int(amount)}s"
+    text = " ".join(parts)
     return f"in {text}" if delta > 0 else f"{text} ago"
 
 

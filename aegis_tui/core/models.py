@@ -188,7 +188,7 @@ class Credential(NamedTuple):
         if not self.rotation_days:
             return RotationState.NONE, None
         deadline = (self.rotated_at or self.created_at) + self.rotation_days * 86400
-        days_left = int((deadline - now) // 86400)
+        days_left = -int((now - deadline) // 86400)  # whole days, rounded up: 90 right after a rotation
         if now >= deadline:
             return RotationState.OVERDUE, days_left
         if days_left < ROTATION_DUE_WINDOW_DAYS:

@@ -96,7 +96,7 @@ def _summary(credential: Credential, now: float) -> dict[str, object]:
         "kind": str(credential.kind),
         "service": credential.service,
         "context": credential.context,
-        "tags": credential.tags,
+        "tags": list(credential.tags),
         "status": str(credential.status),
         "rotation": str(state),
         "rotation_days_left": days,
@@ -150,14 +150,12 @@ def show(args: argparse.Namespace) -> int:
     finally:
         vault.close()
     now = time.time()
-    summary = _summary(credential, now) | {"notes": credential.notes, "fields": credential.fields,
+    summary = _summary(credential, now) | {"notes": credential.notes, "fields": dict(credential.fields),
                                            "versions": len(versions)}
     if args.json:
         emit_json(summary)
         return 0
-    rows = [[key, ", ".join(map(str, value)) if isinstance(value, list) else
-             json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else ("-" if value in (None, "") else str(value))]
-            for key, value in summary.items() if key != "notes"]
+    rows = [[key, _cell(value)] for key, value in summary.items() if key != "notes"]
     for line in table(["FIELD", "VALUE"], rows).splitlines()[1:]:
         emit(line)
     if credential.notes:
@@ -166,6 +164,16 @@ def show(args: argparse.Namespace) -> int:
             emit(f"  {line}")
     emit("value                 (hidden; use: aegis-vault get)")
     return 0
+
+
+def _cell(value: object) -> str:
+    if value in (None, "", [], {}):
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={text}" for key, text in value.items())
+    return str(value)
 
 
 def rotate(args: argparse.Namespace) -> int:

@@ -50,7 +50,7 @@ def init(args: argparse.Namespace) -> int:
         raise UsageError("--no-passphrase and --passphrase-stdin contradict each other")
     if args.no_passphrase and env_key is None and not args.keyring:
         raise UsageError(f"--no-passphrase needs {ENV_KEY_VARIABLE} set or --keyring, or the vault could not be opened")
-    if path.exists():
+    if os.path.exists(path):
         raise UsageError(f"a vault already exists at {path}; nothing was changed")
     passphrase = None if args.no_passphrase else _new_passphrase(args.passphrase_stdin)
     kdf = _kdf() if passphrase is not None else None
