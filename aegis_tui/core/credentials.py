@@ -169,7 +169,7 @@ class Credentials:
             rotated_at=now,
             current_version=1,
         )
-        validate_value(value.reveal())
+        _check_value(kind, value)
         with self._store.transaction():
             if self._store.find_credential(self._index(credential.name)) is not None:
                 raise ConflictError(f"a credential named {credential.name!r} already exists; use rotate to change its value")
@@ -194,6 +194,7 @@ class Credentials:
             record, credential = self._locate(name)
             if credential.status is Status.REVOKED:
                 raise RefusedError(f"credential {credential.name!r} is revoked; add a new credential instead")
+            _check_value(credential.kind, value)
             now = self._vault.clock()
             overlap = credential.overlap_seconds if overlap_seconds is None else overlap_seconds
             for old in self._store.list_versions(record.id):
@@ -237,3 +238,12 @@ class Credentials:
             self._audit("destroy", credential, Risk.HIGH, versions=versions)
         self._store.compact_deleted()
         return credential
+
+
+def _check_value(kind: Kind, value: Secret) -> None:
+    """Refuse a value that cannot work, at the moment it is entered."""
+    validate_value(value.reveal())
+    if kind is Kind.TOTP:
+        from aegis_tui.core.totp import validate_totp
+
+        validate_totp(value)

@@ -174,15 +174,15 @@ def calibrate_kdf(target_seconds: float = 0.5, min_memory_kib: int = MIN_MEMORY_
 
 def audit_genesis(vault_id: str) -> bytes:
     """The ``prev`` hash of the first audit entry, unique per vault."""
-    return _sha256(b"aegis-audit-genesis/v1\0" + vault_id.encode())
+    return sha256(b"aegis-audit-genesis/v1\0" + vault_id.encode())
 
 
 def audit_entry_hash(prev: bytes, record: bytes, sealed: bytes | None) -> bytes:
     """Hash of one audit entry, chained to the one before it."""
-    return _sha256(b"".join((b"aegis-audit/v1\0", prev, struct.pack(">I", len(record)), record, sealed or b"")))
+    return sha256(b"".join((b"aegis-audit/v1\0", prev, struct.pack(">I", len(record)), record, sealed or b"")))
 
 
-def _sha256(data: bytes) -> bytes:
+def sha256(data: bytes) -> bytes:
     digest = hashes.Hash(hashes.SHA256())
     digest.update(data)
     return digest.finalize()

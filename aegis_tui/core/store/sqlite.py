@@ -7,14 +7,20 @@ Durability choices, and why:
   linger in free pages or in the write-ahead log.
 - ``BEGIN IMMEDIATE`` with a busy timeout: concurrent CLI processes queue for the write
   lock instead of failing half-way.
+
+Within one process the connection may be used from several threads (the app derives
+keys and decrypts thousands of rows in worker threads); a re-entrant lock makes each
+transaction, and each read, exclusive to one thread at a time.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from _thread import RLock  # the lock type ``threading`` wraps; ``threading`` itself costs ~2 ms to import
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from aegis_tui.core.errors import AegisError, ConflictError, VaultFileError
 from aegis_tui.core.paths import SQLITE_COMPANIONS, check_vault_permissions, ensure_private_folder
@@ -37,6 +43,7 @@ class SqliteStore(StoreBackend):
         self._conn = conn
         self.path = path
         self._depth = 0
+        self._lock = RLock()
 
     # -- lifecycle --------------------------------------------------------------------
     @classmethod
@@ -76,9 +83,12 @@ class SqliteStore(StoreBackend):
         check_vault_permissions(path)
         if os.path.getsize(path) == 0:
             raise VaultFileError(f"{path} is empty: not an aegis-vault vault")
-        store = cls(_connect(path), path)
+        # Identify the file before anything can write to it: switching the journal to
+        # WAL rewrites the header of a plain SQLite file that is not ours.
+        store = cls(_connect(path, wal=False), path)
         try:
             version = store._check_identity()
+            _enable_wal(store._conn, path)
             if version < CURRENT_VERSION:
                 store._backup_before_migration(version)
                 store._migrate(from_version=version)
@@ -132,80 +142,84 @@ class SqliteStore(StoreBackend):
     # -- transactions -----------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        if self._depth:
-            self._depth += 1
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as err:
+                raise AegisError(f"the vault is busy (another aegis-vault holds it): {err}") from None
+            self._depth = 1
             try:
                 yield
-            finally:
-                self._depth -= 1
-            return
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as err:
-            raise AegisError(f"the vault is busy (another aegis-vault holds it): {err}") from None
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
+            except BaseException:
+                self._depth = 0
+                self._conn.execute("ROLLBACK")
+                raise
             self._depth = 0
-            self._conn.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self._conn.execute("COMMIT")
+            self._conn.execute("COMMIT")
+
+    def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _one(self, sql: str, params: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchone()
+
+    def _run(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._conn.execute(sql, params)
 
     def compact_deleted(self) -> None:
         """Flush the write-ahead log so deleted pages leave it too."""
-        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._run("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- metadata -----------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self._conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        self._run(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
 
     # -- slots ----------------------------------------------------------------------------
     def list_slots(self) -> list[SlotRecord]:
-        rows = self._conn.execute(
-            "SELECT id, kind, label, params, wrapped, created_at FROM slots ORDER BY created_at, id"
-        )
+        rows = self._rows("SELECT id, kind, label, params, wrapped, created_at FROM slots ORDER BY created_at, id")
         return [SlotRecord(*row) for row in rows]
 
     def put_slot(self, slot: SlotRecord) -> None:
-        self._conn.execute(
-            "INSERT OR REPLACE INTO slots (id, kind, label, params, wrapped, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+        self._run(
+            "INSERT OR REPLACE INTO slots (id, kind, label, params, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (slot.id, slot.kind, slot.label, slot.params, slot.wrapped, slot.created_at),
         )
 
     def delete_slot(self, slot_id: str) -> None:
-        self._conn.execute("DELETE FROM slots WHERE id = ?", (slot_id,))
+        self._run("DELETE FROM slots WHERE id = ?", (slot_id,))
 
     # -- credentials -----------------------------------------------------------------------
     def find_credential(self, name_index: bytes) -> CredentialRecord | None:
-        row = self._conn.execute(
-            "SELECT id, name_index, rev, sealed FROM credentials WHERE name_index = ?", (name_index,)
-        ).fetchone()
+        row = self._one("SELECT id, name_index, rev, sealed FROM credentials WHERE name_index = ?", (name_index,))
         return None if row is None else CredentialRecord(*row)
 
     def get_credential(self, credential_id: str) -> CredentialRecord | None:
-        row = self._conn.execute(
-            "SELECT id, name_index, rev, sealed FROM credentials WHERE id = ?", (credential_id,)
-        ).fetchone()
+        row = self._one("SELECT id, name_index, rev, sealed FROM credentials WHERE id = ?", (credential_id,))
         return None if row is None else CredentialRecord(*row)
 
     def list_credentials(self) -> list[CredentialRecord]:
-        rows = self._conn.execute("SELECT id, name_index, rev, sealed FROM credentials")
-        return [CredentialRecord(*row) for row in rows]
+        return [CredentialRecord(*row) for row in self._rows("SELECT id, name_index, rev, sealed FROM credentials")]
 
     def insert_credential(self, record: CredentialRecord) -> None:
         try:
-            self._conn.execute(
+            self._run(
                 "INSERT INTO credentials (id, name_index, rev, sealed) VALUES (?, ?, ?, ?)",
                 (record.id, record.name_index, record.rev, record.sealed),
             )
@@ -214,7 +228,7 @@ class SqliteStore(StoreBackend):
 
     def update_credential(self, record: CredentialRecord, expected_rev: int) -> None:
         try:
-            cursor = self._conn.execute(
+            cursor = self._run(
                 "UPDATE credentials SET name_index = ?, rev = ?, sealed = ? WHERE id = ? AND rev = ?",
                 (record.name_index, record.rev, record.sealed, record.id, expected_rev),
             )
@@ -224,12 +238,13 @@ class SqliteStore(StoreBackend):
             raise ConflictError("the credential changed while this edit was in progress; try again")
 
     def delete_credential(self, credential_id: str) -> None:
-        self._conn.execute("DELETE FROM versions WHERE credential_id = ?", (credential_id,))
-        self._conn.execute("DELETE FROM credentials WHERE id = ?", (credential_id,))
+        with self.transaction():
+            self._run("DELETE FROM versions WHERE credential_id = ?", (credential_id,))
+            self._run("DELETE FROM credentials WHERE id = ?", (credential_id,))
 
     # -- versions ---------------------------------------------------------------------------
     def list_versions(self, credential_id: str) -> list[VersionRecord]:
-        rows = self._conn.execute(
+        rows = self._rows(
             "SELECT credential_id, version, sealed, created_at, retires_at FROM versions "
             "WHERE credential_id = ? ORDER BY version",
             (credential_id,),
@@ -237,7 +252,7 @@ class SqliteStore(StoreBackend):
         return [VersionRecord(*row) for row in rows]
 
     def put_version(self, record: VersionRecord) -> None:
-        self._conn.execute(
+        self._run(
             "INSERT OR REPLACE INTO versions (credential_id, version, sealed, created_at, retires_at) "
             "VALUES (?, ?, ?, ?, ?)",
             (record.credential_id, record.version, record.sealed, record.created_at, record.retires_at),
@@ -245,14 +260,12 @@ class SqliteStore(StoreBackend):
 
     # -- audit --------------------------------------------------------------------------------
     def last_audit(self) -> AuditRecord | None:
-        row = self._conn.execute(
-            "SELECT seq, prev, record, sealed, hash FROM audit ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
+        row = self._one("SELECT seq, prev, record, sealed, hash FROM audit ORDER BY seq DESC LIMIT 1")
         return None if row is None else AuditRecord(*row)
 
     def append_audit(self, record: AuditRecord) -> None:
         try:
-            self._conn.execute(
+            self._run(
                 "INSERT INTO audit (seq, prev, record, sealed, hash) VALUES (?, ?, ?, ?, ?)",
                 (record.seq, record.prev, record.record, record.sealed, record.hash),
             )
@@ -260,26 +273,39 @@ class SqliteStore(StoreBackend):
             raise ConflictError(f"audit entry #{record.seq} already exists") from None
 
     def iter_audit(self, after_seq: int = 0) -> Iterator[AuditRecord]:
-        cursor = self._conn.execute(
-            "SELECT seq, prev, record, sealed, hash FROM audit WHERE seq > ? ORDER BY seq", (after_seq,)
-        )
-        while batch := cursor.fetchmany(4096):
+        """Pages of 4,096 by key, each read under the lock; never holds it across a yield."""
+        last = after_seq
+        while batch := self._rows(
+            "SELECT seq, prev, record, sealed, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT 4096", (last,)
+        ):
             for row in batch:
                 yield AuditRecord(*row)
+            last = batch[-1][0]
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000)
-    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+def _connect(path: str, *, wal: bool = True) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        if wal:
+            _enable_wal(conn, path)
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA secure_delete = ON")
     except sqlite3.DatabaseError as err:
         conn.close()
         raise VaultFileError(f"{path} is not an aegis-vault vault or is damaged ({err})") from None
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA secure_delete = ON")
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, path: str) -> None:
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.DatabaseError as err:
+        raise VaultFileError(f"{path} is not an aegis-vault vault or is damaged ({err})") from None
 
 
 def _statements(script: str) -> list[str]:
