@@ -24,9 +24,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 0
     module_name, function_name = args.handler.split(":")
     try:
         handler = getattr(import_module(module_name), function_name)

@@ -8,6 +8,7 @@ takes a secret value: values come from a hidden prompt or stdin (see ``terminal.
 from __future__ import annotations
 
 import argparse
+import re
 from typing import TYPE_CHECKING, NoReturn
 
 from aegis_tui import __version__
@@ -32,6 +33,9 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments"):
             message = "unexpected extra arguments (not shown, in case they are secrets)"
+        else:  # "invalid choice: 'ghp_...'" would echo a secret typed in the wrong place
+            message = re.sub(r"(invalid choice|invalid \w+ value): .*?(?= \(choose from|$)",
+                             r"\1 (not shown, in case it is a secret)", message, flags=re.S)
         self.exit(2, f"aegis-vault: {message}; see: {self.prog} --help\n")
 
 
@@ -181,6 +185,11 @@ def _status(commands: Commands) -> None:
     _handler(status, f"{_VAULT}:status")
 
 
+def _demo(commands: Commands) -> None:
+    _handler(commands.add_parser("demo", help="open the app on a throwaway vault of fake credentials"),
+             "aegis_tui.cli.commands.app:demo")
+
+
 def _keygen(commands: Commands) -> None:
     _handler(commands.add_parser("keygen", help="print a new random AEGIS_VAULT_KEY"), f"{_VAULT}:keygen")
 
@@ -188,7 +197,7 @@ def _keygen(commands: Commands) -> None:
 _COMMANDS = {
     "init": _init, "add": _add, "get": _get, "list": _list, "show": _show, "rotate": _rotate,
     "revoke": _revoke, "destroy": _destroy, "history": _history, "passwd": _passwd, "slots": _slots,
-    "audit": _audit, "import-env": _import_env, "status": _status, "keygen": _keygen,
+    "audit": _audit, "import-env": _import_env, "status": _status, "keygen": _keygen, "demo": _demo,
 }
 _GLOBAL_WITH_VALUE = {"--passphrase-fd"}
 
@@ -220,6 +229,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--passphrase-fd", type=int, metavar="FD",
                         help="read the unlock passphrase (or recovery key) from this file descriptor")
     parser.add_argument("--recovery", action="store_true", help="unlock with the recovery key")
+    parser.set_defaults(handler="aegis_tui.cli.commands.app:run_app")  # no command: the app
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     wanted = _requested_command(argv or [])
     for name, add_command in _COMMANDS.items():

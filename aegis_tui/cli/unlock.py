@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from aegis_tui.cli.terminal import err, prompt_hidden, read_fd_line
+from aegis_tui.cli.terminal import err, has_terminal, prompt_hidden, read_fd_line
 from aegis_tui.core.errors import UnlockError
 from aegis_tui.core.paths import vault_path
 from aegis_tui.core.slots import ENV_KEY_VARIABLE, KeyringUnavailableError, SlotKind
@@ -42,8 +42,10 @@ def unlock(vault: Vault, args: argparse.Namespace, *, prompt: bool = True) -> bo
             vault.unlock_with_keyring()
             return True
         except KeyringUnavailableError as failure:
-            if not (prompt and SlotKind.PASSPHRASE in kinds):
-                raise
+            if not prompt:
+                return False  # `status`: report the vault as locked rather than fail
+            if SlotKind.PASSPHRASE not in kinds or not has_terminal():
+                raise  # one line that already names the other slots; no prompt can follow
             err(f"aegis-vault: {failure}; asking for the passphrase instead")
     if not prompt:
         return False

@@ -242,6 +242,10 @@ class AuditLog:
         raw = self._store.get_meta(HEAD_META_KEY)
         public = self._store.get_meta(PUBLIC_KEY_META_KEY)
         if raw is None:
+            # Every vault signs its first entry (init), so a log without a head lost it:
+            # without this, deleting the head would hide any truncation or rewrite.
+            if self._store.last_audit() is not None:
+                report.problems.append("the signed chain head is missing: it was removed, so the log cannot be trusted")
             return None
         try:
             head = json.loads(raw)

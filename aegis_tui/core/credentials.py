@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from aegis_tui.core.audit import Outcome, Risk
-from aegis_tui.core.crypto import associated_data, blind_index, random_hex
+from aegis_tui.core.crypto import associated_data, blind_index, constant_time_equal, random_hex
 from aegis_tui.core.errors import ConflictError, NotFoundError, RefusedError, UsageError
 from aegis_tui.core.models import (
     Credential,
@@ -76,7 +76,9 @@ class Credentials:
     def _open_meta(self, record: CredentialRecord) -> Credential:
         plain = self._vault.keys.sealer.open(record.sealed, self._meta_aad(record.id, record.rev), "a credential")
         credential = Credential.from_dict(json.loads(plain))
-        if credential.id != record.id:
+        # The name index is not sealed: check it still belongs to this name, or a swapped
+        # index would make one name silently resolve to another credential's value.
+        if credential.id != record.id or not constant_time_equal(record.name_index, self._index(credential.name)):
             from aegis_tui.core.errors import IntegrityError
 
             raise IntegrityError("a credential record does not belong to its row: the vault was tampered with")
@@ -211,6 +213,44 @@ class Credentials:
             self._save(record, rotated)
             self._audit("rotate", rotated, version=new_version, overlap_seconds=overlap)
         return rotated
+
+    def edit(self, name: str, **changes: object) -> Credential:
+        """Change metadata (never the value: that is ``rotate``). Renames keep history."""
+        allowed = {"name", "kind", "service", "context", "tags", "notes", "url", "expires", "rotation_days",
+                   "overlap_seconds", "fields"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise UsageError(f"cannot edit {', '.join(sorted(unknown))}")
+        clean: dict[str, object] = {}
+        for key, value in changes.items():
+            if key == "name":
+                clean[key] = validate_name(str(value))
+            elif key in ("service", "url"):
+                clean[key] = validate_free_text(str(value), key, 128 if key == "service" else 2048)
+            elif key == "notes":
+                clean[key] = validate_free_text(str(value), "notes")
+            elif key == "context":
+                clean[key] = validate_context(str(value))
+            elif key == "tags":
+                clean[key] = validate_tags(list(value))  # type: ignore[call-overload]
+            elif key == "fields":
+                clean[key] = MappingProxyType({validate_free_text(k, "field name", 64): validate_free_text(v, "field value")
+                                               for k, v in dict(value).items()})  # type: ignore[call-overload]
+            elif key == "rotation_days" and value is not None and int(value) <= 0:  # type: ignore[call-overload]
+                raise UsageError("a rotation period is a positive number of days")
+            else:
+                clean[key] = value
+        with self._store.transaction():
+            record, credential = self._locate(name)
+            if "kind" in clean and clean["kind"] is Kind.TOTP and credential.kind is not Kind.TOTP:
+                raise UsageError("a credential cannot become a TOTP entry; add a new one with its seed")
+            changed = credential.evolve(**clean, updated_at=self._vault.clock())
+            if changed.name.casefold() != credential.name.casefold():
+                if self._store.find_credential(self._index(changed.name)) is not None:
+                    raise ConflictError(f"a credential named {changed.name!r} already exists")
+            self._save(record, changed)
+            self._audit("edit", changed, fields=sorted(clean), previous_name=credential.name)
+        return changed
 
     def set_status(self, name: str, status: Status, reason: str = "") -> Credential:
         """Revoke (retires every version at once) or mark exposed."""

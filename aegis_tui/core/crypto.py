@@ -189,9 +189,17 @@ def sha256(data: bytes) -> bytes:
 
 
 def constant_time_equal(left: bytes, right: bytes) -> bool:
-    from cryptography.hazmat.primitives import constant_time
+    """Constant-time comparison of two byte strings.
 
-    return constant_time.bytes_eq(left, right)
+    ``_operator._compare_digest`` is CPython's constant-time compare (the one behind
+    ``hmac.compare_digest`` when OpenSSL is absent). ``cryptography``'s ``bytes_eq``
+    imports ``hmac``, which loads ``_hashlib`` (a second OpenSSL, ~3 ms on every ``get``).
+    """
+    from _operator import _compare_digest
+
+    if not isinstance(left, bytes) or not isinstance(right, bytes):
+        raise TypeError("constant_time_equal compares bytes")
+    return _compare_digest(left, right)
 
 
 def audit_head_message(vault_id: str, seq: int, entry_hash: bytes) -> bytes:

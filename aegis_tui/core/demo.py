@@ -8,11 +8,13 @@ Deterministic for a given ``now`` and seed, so screenshots do not change between
 
 from __future__ import annotations
 
+import os
 import string
+import time
 from collections.abc import Callable
 
 from aegis_tui.core.credentials import Credentials
-from aegis_tui.core.crypto import sha256
+from aegis_tui.core.crypto import KdfParams, sha256
 from aegis_tui.core.models import Kind, Status
 from aegis_tui.core.secret import Secret
 from aegis_tui.core.vault import Vault
@@ -100,6 +102,33 @@ def _fake_value(fake: _FakeBytes, service: str, kind: Kind) -> str:
 
 def _fake_totp_seed(fake: _FakeBytes) -> str:
     return fake.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 32)
+
+
+class SettableClock:
+    """Real time, unless pinned: seeding back-dates entries, tests freeze time."""
+
+    def __init__(self, pinned: float | None = None) -> None:
+        self.pinned = pinned
+
+    def __call__(self) -> float:
+        return time.time() if self.pinned is None else self.pinned
+
+
+def create_demo_vault(folder: str, kdf: KdfParams, clock: SettableClock | None = None) -> Vault:
+    """A new demo vault in ``folder``, seeded and locked, ready for the unlock screen."""
+    clock = clock or SettableClock()
+    now = clock()
+    restore = clock.pinned
+    vault, _recovery = Vault.create(os.path.join(folder, "vault.db"), passphrase=Secret(DEMO_PASSPHRASE), kdf=kdf,
+                                    clock=clock)
+
+    def set_clock(moment: float) -> None:
+        clock.pinned = moment
+
+    seed_demo_vault(vault, set_clock, now)
+    clock.pinned = restore
+    vault.lock()
+    return vault
 
 
 def seed_demo_vault(vault: Vault, set_clock: Callable[[float], None], now: float, seed: int = 7) -> int:

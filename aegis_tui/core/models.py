@@ -46,6 +46,30 @@ class RotationState(StrEnum):
     OVERDUE = "overdue"
 
 
+class Health(StrEnum):
+    """One word for "how is this credential doing", most urgent first.
+
+    Shown as glyph + word + colour everywhere (colour-blind safe).
+    """
+
+    REVOKED = "revoked"
+    EXPOSED = "exposed"
+    EXPIRED = "expired"
+    EXPIRING = "expiring"
+    OVERDUE = "overdue"
+    DUE = "due"
+    OK = "ok"
+
+    @property
+    def glyph(self) -> str:
+        return _HEALTH_GLYPHS[self]
+
+
+_HEALTH_GLYPHS = {
+    Health.REVOKED: "⊘", Health.EXPOSED: "✖", Health.EXPIRED: "⌛", Health.EXPIRING: "⌛",
+    Health.OVERDUE: "⚠", Health.DUE: "◷", Health.OK: "✓",
+}
+EXPIRY_WARNING_DAYS = 14
 MAX_NAME_LENGTH = 128
 MAX_VALUE_BYTES = 16 * 1024 * 1024
 DEFAULT_OVERLAP_SECONDS = 24 * 3600
@@ -194,6 +218,31 @@ class Credential(NamedTuple):
         if days_left < ROTATION_DUE_WINDOW_DAYS:
             return RotationState.DUE, days_left
         return RotationState.OK, days_left
+
+    def days_to_expiry(self, now: float) -> int | None:
+        if not self.expires:
+            return None
+        from datetime import date, datetime, timezone
+
+        today = datetime.fromtimestamp(now, timezone.utc).date()
+        return (date.fromisoformat(self.expires) - today).days
+
+    def health(self, now: float) -> Health:
+        if self.status is Status.REVOKED:
+            return Health.REVOKED
+        if self.status is Status.EXPOSED:
+            return Health.EXPOSED
+        expiry = self.days_to_expiry(now)
+        if expiry is not None and expiry < 0:
+            return Health.EXPIRED
+        if expiry is not None and expiry <= EXPIRY_WARNING_DAYS:
+            return Health.EXPIRING
+        state, _ = self.rotation(now)
+        if state is RotationState.OVERDUE:
+            return Health.OVERDUE
+        if state is RotationState.DUE:
+            return Health.DUE
+        return Health.OK
 
 
 class VersionInfo(NamedTuple):

@@ -163,6 +163,8 @@ def load_keyring_key(vault_id: str, slot_id: str) -> bytes:
     try:
         _check_secure_backend(keyring)
         stored = keyring.get_password(KEYRING_SERVICE, _keyring_username(vault_id, slot_id))
+    except KeyringUnavailableError:
+        raise  # already says what is wrong (no secure backend)
     except keyring.errors.KeyringError as err:
         raise KeyringUnavailableError(_describe_keyring_failure(err)) from None
     except Exception as err:  # D-Bus errors surface as their own types

@@ -30,7 +30,7 @@ from aegis_tui.core.crypto import (
     new_signing_key,
     random_hex,
 )
-from aegis_tui.core.errors import AegisError, NotFoundError, RefusedError, UnlockError, VaultFileError
+from aegis_tui.core.errors import AegisError, NotFoundError, RefusedError, UnlockError, UsageError, VaultFileError
 from aegis_tui.core.secret import Secret
 from aegis_tui.core.slots import KeyringUnavailableError, SlotInfo, SlotKind
 from aegis_tui.core.store.base import SlotRecord, StoreBackend
@@ -90,6 +90,8 @@ class Vault:
         """
         if passphrase is None and env_key is None and not use_keyring:
             raise UnlockError("a vault needs at least one unlock method: a passphrase, AEGIS_VAULT_KEY or the keyring")
+        if passphrase is not None and kdf is None:  # else the passphrase slot would silently be missing
+            raise UsageError("a passphrase slot needs key-derivation parameters (kdf)")
         store = SqliteStore.create(path)
         try:
             now = clock()

@@ -1,0 +1,122 @@
+"""The Textual app: wiring only. Screens do the work; the core holds the data.
+
+Owns the vault (locked until the unlock screen opens it), the settings, the clock
+(injectable, so tests and screenshots can freeze time) and the idle lock. Locking drops
+the vault's keys and the vault screen with every decrypted name and value in it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from textual import events
+from textual.app import App
+from textual.binding import Binding
+
+from aegis_tui.core.config import Settings, config_path, save_settings
+from aegis_tui.core.vault import Vault
+from aegis_tui.tui.commands import AegisCommands
+from aegis_tui.tui.screens.help_screen import HelpScreen
+from aegis_tui.tui.screens.settings_screen import SettingsScreen
+from aegis_tui.tui.screens.unlock_screen import UnlockScreen
+from aegis_tui.tui.screens.vault_screen import VaultScreen
+from aegis_tui.tui.themes import AEGIS
+
+_ACTIVITY = (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)
+
+
+class AegisApp(App[None]):
+    CSS_PATH = "aegis.tcss"
+    TITLE = "aegis-vault"
+    COMMANDS = App.COMMANDS | {AegisCommands}
+    BINDINGS = [
+        Binding("ctrl+l", "lock", "Lock", id="app.lock", tooltip="Lock the vault now"),
+        Binding("f1,question_mark", "help", "Help", id="app.help", tooltip="Every key"),
+        Binding("f2", "settings", "Settings", id="app.settings", tooltip="Timeouts and theme"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False),
+    ]
+
+    def __init__(
+        self,
+        vault: Vault,
+        *,
+        settings: Settings | None = None,
+        settings_path: str | None = None,
+        clock: Callable[[], float] = time.time,
+        demo_passphrase: str | None = None,
+        live: bool = True,
+    ) -> None:
+        super().__init__()
+        self.vault = vault
+        self.settings = settings or Settings()
+        self.settings_path = settings_path or config_path()
+        self.clock = clock
+        self.live = live  # False in snapshot tests: no timers, nothing moves
+        self._demo_passphrase = demo_passphrase
+        self._last_activity = clock()
+
+    @property
+    def vault_label(self) -> str:
+        return getattr(self.vault.store, "path", "vault")
+
+    @property
+    def vault_screen(self) -> VaultScreen | None:
+        return next((s for s in self.screen_stack if isinstance(s, VaultScreen)), None)
+
+    def on_mount(self) -> None:
+        self.register_theme(AEGIS)
+        self.theme = self.settings.theme if self.settings.theme in self.available_themes else AEGIS.name
+        self.set_keymap(self.settings.keymap)
+        self.push_screen(UnlockScreen(demo_passphrase=self._demo_passphrase))
+        if self.live:
+            self.set_interval(5.0, self.lock_if_idle)
+
+    def on_unlocked(self) -> None:
+        self._last_activity = self.clock()
+        self.switch_screen(VaultScreen())
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, _ACTIVITY):
+            self._last_activity = self.clock()
+        await super().on_event(event)
+
+    def lock_if_idle(self) -> None:
+        minutes = self.settings.idle_lock_minutes
+        if minutes and self.vault.is_unlocked and self.clock() - self._last_activity >= minutes * 60:
+            self.lock(f"Locked after {minutes} min without a key press.")
+
+    def lock(self, message: str = "Locked.") -> None:
+        """Drop the keys, then every screen that holds decrypted data."""
+        self.vault.lock()
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.switch_screen(UnlockScreen(demo_passphrase=self._demo_passphrase, message=message))
+        self.copy_to_clipboard("")
+
+    def action_lock(self) -> None:
+        if self.vault.is_unlocked:
+            self.lock()
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        sections = [("Everywhere", list(self.BINDINGS))]  # type: ignore[arg-type]
+        if self.vault_screen is not None:
+            sections.insert(0, ("Vault", list(VaultScreen.BINDINGS)))  # type: ignore[arg-type]
+        sections.append(("Palette", [Binding("ctrl+p", "command_palette", "Every action by name")]))
+        self.push_screen(HelpScreen(sections))
+
+    def action_settings(self) -> None:
+        if not isinstance(self.screen, SettingsScreen):
+            self.push_screen(SettingsScreen())
+
+    def save_settings(self, settings: Settings) -> None:
+        save_settings(settings, self.settings_path)
+        self.settings = settings
+        self.theme = settings.theme
+        self.set_keymap(settings.keymap)
+
+    def action_verify_audit(self) -> None:
+        if self.vault_screen is not None:
+            self.vault_screen.verify_audit()
