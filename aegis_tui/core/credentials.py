@@ -22,6 +22,7 @@ from aegis_tui.core.models import (
     VersionInfo,
     VersionState,
     name_key,
+    reference_candidates,
     validate_context,
     validate_free_text,
     validate_name,
@@ -98,6 +99,20 @@ class Credentials:
     # -- reading --------------------------------------------------------------------------
     def find(self, name: str) -> Credential:
         return self._locate(name)[1]
+
+    def resolve(self, reference: str) -> Credential:
+        """A credential by ``NAME``, ``CONTEXT/NAME`` or ``aegis://CONTEXT/NAME``.
+
+        A credential outside the named context is "not found", never "forbidden".
+        """
+        for context, name in reference_candidates(reference):
+            record = self._store.find_credential(self._index(name))
+            if record is None:
+                continue
+            credential = self._open_meta(record)
+            if context is None or credential.context == context:
+                return credential
+        raise NotFoundError(f"no credential matches {reference!r}; see: aegis-vault list")
 
     def list(self, where: CredentialFilter | None = None) -> list[Credential]:
         where = where or CredentialFilter()

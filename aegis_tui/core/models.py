@@ -83,7 +83,7 @@ def _has_control(text: str) -> bool:
 
 
 def validate_name(raw: str) -> str:
-    """Names may hold any printable text except '/' (the context separator)."""
+    """Names may hold any printable text: ``evil[/]`` is a fine name, shown literally."""
     name = unicodedata.normalize("NFC", raw)
     if not name or name != name.strip():
         raise UsageError("a credential name must not be empty or start or end with spaces")
@@ -91,8 +91,6 @@ def validate_name(raw: str) -> str:
         raise UsageError(f"a credential name is at most {MAX_NAME_LENGTH} characters")
     if _has_control(name):
         raise UsageError("a credential name must not contain control characters")
-    if "/" in name:
-        raise UsageError("a credential name must not contain '/': it separates context and name")
     return name
 
 
@@ -268,10 +266,20 @@ def parse_duration(raw: str) -> int:
     return int(text[:-1]) * unit
 
 
-def split_reference(raw: str) -> tuple[str | None, str]:
-    """``NAME``, ``CONTEXT/NAME`` or ``aegis://CONTEXT/NAME`` -> (context or None, name)."""
+def reference_candidates(raw: str) -> list[tuple[str | None, str]]:
+    """The readings of ``NAME``, ``CONTEXT/NAME`` or ``aegis://CONTEXT/NAME``, in the order
+    they are tried: the whole text as a name, then each context/name split, the
+    shortest name first. Names may contain '/', so only a lookup can tell which one is
+    meant; readings with an invalid context or name are skipped.
+    """
     text = raw.removeprefix("aegis://")
-    context, _, name = text.rpartition("/")
-    if not context:
-        return None, validate_name(name)
-    return validate_context(context), validate_name(name)
+    readings: list[tuple[str | None, str]] = []
+    for context, name in [(None, text)] + [(text[:i], text[i + 1 :]) for i in range(len(text) - 1, 0, -1)
+                                           if text[i] == "/"]:
+        try:
+            readings.append((None if context is None else validate_context(context), validate_name(name)))
+        except UsageError:
+            continue
+    if not readings:
+        validate_name(text)  # raises the message for the plain reading
+    return readings

@@ -20,7 +20,6 @@ from aegis_tui.core.models import (
     parse_expiry,
     parse_kind,
     parse_status,
-    split_reference,
     validate_context,
 )
 from aegis_tui.core.secret import Secret
@@ -45,12 +44,7 @@ def _fields(pairs: list[str]) -> dict[str, str]:
 
 
 def _locate(credentials: Credentials, reference: str) -> Credential:
-    """Resolve NAME, CONTEXT/NAME or aegis://CONTEXT/NAME; a wrong context is 'not found'."""
-    context, name = split_reference(reference)
-    credential = credentials.find(name)
-    if context is not None and credential.context != context:
-        raise NotFoundError(f"no credential named {name!r} in context {context!r}")
-    return credential
+    return credentials.resolve(reference)
 
 
 def add(args: argparse.Namespace) -> int:

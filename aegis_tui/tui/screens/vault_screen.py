@@ -242,10 +242,14 @@ class VaultScreen(Screen[None]):
 
     def action_sort(self) -> None:
         key = self.query_one(CredentialList).cycle_sort()
-        self.notify(f"sorted by {key}", timeout=2)
+        self._say(f"sorted by {key}")
+
+    def _say(self, message: str) -> None:
+        """A toast with literal text: messages carry credential names, never markup."""
+        self.notify(message, timeout=3, markup=False)
 
     def _fail(self, error: AegisError) -> None:
-        self.notify(str(error), title="Not done", severity="error", timeout=6)
+        self.notify(str(error), title="Not done", severity="error", timeout=6, markup=False)
 
     def action_add(self) -> None:
         def added(draft: CredentialDraft | None) -> None:
@@ -258,7 +262,7 @@ class VaultScreen(Screen[None]):
             except AegisError as error:
                 self._fail(error)
                 return
-            self.notify(f"added {credential.name}", timeout=3)
+            self._say(f"added {credential.name}")
             self._remember(credential)
 
         self.app.push_screen(CredentialFormModal(self.aegis.clock), added)
@@ -278,7 +282,7 @@ class VaultScreen(Screen[None]):
             except AegisError as error:
                 self._fail(error)
                 return
-            self.notify(f"saved {changed.name}", timeout=3)
+            self._say(f"saved {changed.name}")
             self._remember(changed)
 
         self.app.push_screen(CredentialFormModal(self.aegis.clock, existing=credential), edited)
@@ -344,7 +348,7 @@ class VaultScreen(Screen[None]):
         if self._clipboard_timer is not None:
             self._clipboard_timer.stop()
         self._clipboard_timer = self.set_timer(seconds, lambda: self.app.copy_to_clipboard(""))
-        self.notify(f"{message}; clipboard clears in {seconds}s", timeout=3)
+        self._say(f"{message}; clipboard clears in {seconds}s")
 
     def action_rotate(self) -> None:
         credential = self.selected
@@ -359,7 +363,7 @@ class VaultScreen(Screen[None]):
             except AegisError as error:
                 self._fail(error)
                 return
-            self.notify(f"rotated {changed.name} to v{changed.current_version}", timeout=3)
+            self._say(f"rotated {changed.name} to v{changed.current_version}")
             self._remember(changed)
 
         self.app.push_screen(RotateModal(credential, self.aegis.clock), rotated)
@@ -377,7 +381,7 @@ class VaultScreen(Screen[None]):
             except AegisError as error:
                 self._fail(error)
                 return
-            self.notify(f"revoked {changed.name}", timeout=3)
+            self._say(f"revoked {changed.name}")
             self._remember(changed)
 
         body = Content.assemble("Every version of ", (credential.name, "bold"),
@@ -399,7 +403,7 @@ class VaultScreen(Screen[None]):
             except AegisError as error:
                 self._fail(error)
                 return
-            self.notify(f"destroyed {credential.name}", timeout=3)
+            self._say(f"destroyed {credential.name}")
             self.reload()
 
         self.app.push_screen(DestroyModal(credential.name, versions), confirmed)

@@ -56,7 +56,7 @@ class DetailPanel(VerticalScroll):
 
     def show(self, credential: Credential, versions: Sequence[VersionInfo], audit: Sequence[AuditEntry],
              last_used: float | None, now: float) -> None:
-        self.border_title = credential.name
+        self.border_title = Content(credential.name)  # a str here would be parsed as markup
         health = credential.health(now)
         rows: list[tuple[str, Part]] = [
             ("status", health_label(health)),
