@@ -24,8 +24,8 @@ class ConfirmModal(ModalScreen[bool]):
             yield Static(self._title, classes="dialog-title")
             yield Static(self._body, id="confirm-body")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="confirm-cancel")
-                yield Button(self._confirm_label, variant="error", id="confirm-ok")
+                yield Button("Cancel", id="confirm-cancel", compact=True)
+                yield Button(self._confirm_label, variant="error", id="confirm-ok", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#confirm-cancel", Button).focus()

@@ -73,18 +73,18 @@ class CredentialFormModal(ModalScreen[CredentialDraft | None]):
             with Grid(id="form-grid"):
                 yield Static("kind", classes="form-label")
                 yield Select([(kind.value, kind) for kind in Kind], value=Kind.SECRET, allow_blank=False,
-                             id="field-kind")
+                             id="field-kind", compact=True)
                 for field, placeholder in _FIELDS:
                     yield Static(field if field != "rotation" else "rotate", classes="form-label")
-                    yield Input(placeholder=placeholder, id=f"field-{field}",
+                    yield Input(placeholder=placeholder, id=f"field-{field}", compact=True,
                                 type="integer" if field == "rotation" else "text")
             if not editing:
                 yield ValueField(id="form-value")
                 yield Static(id="form-totp")
             yield Static(id="form-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Save", variant="primary", id="form-save")
-                yield Button("Cancel", id="form-cancel")
+                yield Button("Save", variant="primary", id="form-save", compact=True)
+                yield Button("Cancel", id="form-cancel", compact=True)
 
     def on_mount(self) -> None:
         existing = self._existing

@@ -24,10 +24,10 @@ class DestroyModal(ModalScreen[bool]):
             yield Static(Content.assemble(
                 f"This deletes the credential and all {self._versions} version(s) for good; the audit log keeps "
                 "a record that it existed.\nType its name to confirm:"))
-            yield Input(placeholder=self._name, id="destroy-name")
+            yield Input(placeholder="type the name", id="destroy-name", compact=True)
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="destroy-cancel")
-                yield Button("Destroy", variant="error", id="destroy-ok", disabled=True)
+                yield Button("Cancel", id="destroy-cancel", compact=True)
+                yield Button("Destroy", variant="error", id="destroy-ok", disabled=True, compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#destroy-name", Input).focus()

@@ -47,12 +47,12 @@ class RotateModal(ModalScreen[Rotation | None]):
             yield ValueField(id="rotate-value")
             with Horizontal(classes="row"):
                 yield Static("old version stays valid", classes="form-label wide")
-                yield Select(overlaps, value=c.overlap_seconds, allow_blank=False, id="rotate-overlap")
+                yield Select(overlaps, value=c.overlap_seconds, allow_blank=False, id="rotate-overlap", compact=True)
             yield Static(id="rotate-summary")
             yield Static(id="rotate-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Rotate", variant="warning", id="rotate-go")
-                yield Button("Cancel", id="rotate-cancel")
+                yield Button("Rotate", variant="warning", id="rotate-go", compact=True)
+                yield Button("Cancel", id="rotate-cancel", compact=True)
 
     def on_mount(self) -> None:
         self._summarise()

@@ -38,15 +38,15 @@ class SettingsScreen(ModalScreen[Settings | None]):
             with Grid(id="settings-grid"):
                 for key, label in _NUMBERS:
                     yield Static(label, classes="form-label")
-                    yield Input(str(getattr(settings, key)), type="integer", id=f"setting-{key}")
+                    yield Input(str(getattr(settings, key)), type="integer", id=f"setting-{key}", compact=True)
                 yield Static("theme", classes="form-label")
                 yield Select([(name, name) for name in themes], value=settings.theme if settings.theme in themes
-                             else "aegis", allow_blank=False, id="setting-theme")
+                             else "aegis", allow_blank=False, id="setting-theme", compact=True)
             yield Static(Content.styled(f"saved to {self.aegis.settings_path}", "$text-muted"))
             yield Static(id="settings-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Save", variant="primary", id="settings-save")
-                yield Button("Cancel", id="settings-cancel")
+                yield Button("Save", variant="primary", id="settings-save", compact=True)
+                yield Button("Cancel", id="settings-cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#setting-idle_lock_minutes", Input).focus()

@@ -20,24 +20,30 @@ from aegis_tui.core.secret import Secret
 class ValueField(Vertical):
     DEFAULT_CSS = """
     ValueField { height: auto; }
-    ValueField .row { height: 3; }
+    ValueField .row { height: 1; margin-bottom: 1; }
+    ValueField Input, ValueField Select { margin-right: 1; }
     ValueField #value-input { width: 1fr; }
     ValueField #value-reveal { width: 12; }
     ValueField #gen-length { width: 9; }
     ValueField #gen-charset { width: 16; }
     ValueField #gen-prefix { width: 12; }
+    ValueField .gen-label { width: 10; }
     ValueField #value-preview { height: 1; color: $text-muted; padding: 0 1; }
     """
 
     def compose(self) -> ComposeResult:
+        yield Static("value", classes="form-label")
         with Horizontal(classes="row"):
-            yield Input(placeholder="secret value (or generate one below)", password=True, id="value-input")
-            yield Checkbox("reveal", id="value-reveal")
+            yield Input(placeholder="secret value (or generate one below)", password=True, id="value-input",
+                        compact=True)
+            yield Checkbox("reveal", id="value-reveal", compact=True)
         with Horizontal(classes="row"):
-            yield Input("32", placeholder="length", id="gen-length", type="integer")
-            yield Select([(name, name) for name in CHARSETS], value="alnum", allow_blank=False, id="gen-charset")
-            yield Input(placeholder="prefix", id="gen-prefix")
-            yield Button("Generate", id="gen-button")
+            yield Static("generate", classes="form-label gen-label")
+            yield Input("32", placeholder="length", id="gen-length", type="integer", compact=True)
+            yield Select([(name, name) for name in CHARSETS], value="alnum", allow_blank=False, id="gen-charset",
+                         compact=True)
+            yield Input(placeholder="prefix", id="gen-prefix", compact=True)
+            yield Button("Generate", id="gen-button", compact=True)
         yield Static(id="value-preview")
 
     @property
