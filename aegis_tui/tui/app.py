@@ -13,6 +13,7 @@ from collections.abc import Callable
 from textual import events
 from textual.app import App
 from textual.binding import Binding
+from textual.widgets import Input
 
 from aegis_tui.core.config import Settings, config_path, save_settings
 from aegis_tui.core.vault import Vault
@@ -75,6 +76,11 @@ class AegisApp(App[None]):
     def on_unlocked(self) -> None:
         self._last_activity = self.clock()
         self.switch_screen(VaultScreen())
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """Still life for snapshots: a blinking cursor would make screenshots differ."""
+        if not self.live and isinstance(event.widget, Input):
+            event.widget.cursor_blink = False
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, _ACTIVITY):

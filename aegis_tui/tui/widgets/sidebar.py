@@ -15,7 +15,7 @@ from aegis_tui.tui.styles import HEALTH_STYLE
 
 def _row(label: str, count: int, width: int, indent: str = "  ", style: str = "") -> Content:
     """``  acme/prod      17``: label left, count right, never wider than ``width``."""
-    room = max(3, width - len(indent) - 6)
+    room = max(3, width - len(indent) - 4)
     label = label if len(label) <= room else label[: room - 1] + "…"
     return Content.assemble(indent, (label, style), (str(count).rjust(width - len(indent) - len(label)), "$text-muted"))
 
