@@ -169,7 +169,7 @@ def calibrate_kdf(target_seconds: float = 0.5, min_memory_kib: int = MIN_MEMORY_
     elapsed = max(time.perf_counter() - started, 1e-3)
     scaled = int(min_memory_kib * target_seconds / elapsed)
     memory = min(max(scaled, min_memory_kib), _MAX_MEMORY_KIB)
-    return new_kdf_params(memory - memory % 1024)
+    return new_kdf_params(-(-memory // 1024) * 1024)  # whole MiB, rounded up: never below the floor
 
 
 def audit_genesis(vault_id: str) -> bytes:
@@ -230,6 +230,9 @@ class Signer:
 
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(message)
+
+    def public_raw(self) -> bytes:
+        return self._key.public_key().public_bytes_raw()
 
 
 def verify_signature(public_raw: bytes, message: bytes, signature: bytes) -> bool:

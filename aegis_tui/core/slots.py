@@ -195,7 +195,8 @@ def describe(slot: SlotRecord) -> SlotInfo:
     detail = ""
     if slot.kind == SlotKind.PASSPHRASE:
         kdf = KdfParams.from_dict(json.loads(slot.params))
-        detail = f"argon2id m={kdf.memory_kib // 1024} MiB t={kdf.iterations} p={kdf.lanes}"
+        memory = f"{kdf.memory_kib // 1024} MiB" if kdf.memory_kib >= 1024 else f"{kdf.memory_kib} KiB (weak: tests only)"
+        detail = f"argon2id m={memory} t={kdf.iterations} p={kdf.lanes}"
     elif slot.kind == SlotKind.KEYRING:
         detail = f"service {KEYRING_SERVICE}"
     elif slot.kind == SlotKind.ENV:

@@ -39,14 +39,17 @@ def _generator(value: Secret):  # type: ignore[no-untyped-def]
         base64.b32decode(seed + "=" * (-len(seed) % 8))
     except (binascii.Error, ValueError):
         raise UsageError("a TOTP seed is base32 (letters A-Z and digits 2-7) or an otpauth:// URI") from None
-    if len(seed) < 16:
-        raise UsageError("a TOTP seed has at least 16 base32 characters (80 bits)")
+    if len(seed) * 5 < 112:  # pyotp refuses shorter seeds when a code is made
+        raise UsageError("a TOTP seed has at least 23 base32 characters (112 bits)")
     return pyotp.TOTP(seed)
 
 
 def validate_totp(value: Secret) -> None:
     """Raise ``UsageError`` unless ``value`` yields codes."""
-    _generator(value).now()
+    try:
+        _generator(value).now()
+    except ValueError:  # e.g. an otpauth:// URI whose secret is too short for pyotp
+        raise UsageError("that TOTP secret is too short (pyotp needs at least 112 bits)") from None
 
 
 def totp_code(value: Secret, now: float) -> TotpCode:

@@ -30,7 +30,15 @@ from aegis_tui.core.crypto import (
     new_signing_key,
     random_hex,
 )
-from aegis_tui.core.errors import AegisError, NotFoundError, RefusedError, UnlockError, UsageError, VaultFileError
+from aegis_tui.core.errors import (
+    AegisError,
+    IntegrityError,
+    NotFoundError,
+    RefusedError,
+    UnlockError,
+    UsageError,
+    VaultFileError,
+)
 from aegis_tui.core.secret import Secret
 from aegis_tui.core.slots import KeyringUnavailableError, SlotInfo, SlotKind
 from aegis_tui.core.store.base import SlotRecord, StoreBackend
@@ -199,6 +207,10 @@ class Vault:
         if sealed is None:
             raise VaultFileError("the vault has no audit key: it is damaged")
         signer = Signer(keys.sealer.open(bytes.fromhex(sealed), self._signing_aad(), "the audit signing key"))
+        # The public key is stored in clear for offline checks; an attacker who swaps it
+        # (and re-signs a rewritten log) is caught here, the first time anyone unlocks.
+        if self.store.get_meta(PUBLIC_KEY_META_KEY) != signer.public_raw().hex():
+            raise IntegrityError("the audit public key in the vault file was replaced: the audit log cannot be trusted")
         self._keys = keys
         self.audit.attach_keys(keys.sealer, signer)
 
@@ -220,13 +232,16 @@ class Vault:
     ) -> str:
         slot_id = slot_id or slot_kinds.new_slot_id()
         if kind is SlotKind.PASSPHRASE:
-            assert passphrase is not None and kdf is not None
+            if passphrase is None or kdf is None:
+                raise UsageError("a passphrase slot needs a passphrase and key-derivation parameters")
             slot_key = slot_kinds.passphrase_slot_key(passphrase, kdf)
         elif kind is SlotKind.ENV:
-            assert env_key is not None
+            if env_key is None:
+                raise UsageError(f"an environment slot needs {slot_kinds.ENV_KEY_VARIABLE}")
             slot_key = slot_kinds.env_slot_key(env_key)
         elif kind is SlotKind.RECOVERY:
-            assert recovery is not None
+            if recovery is None:
+                raise UsageError("a recovery slot needs its recovery code")
             slot_key = slot_kinds.recovery_slot_key(recovery)
         else:
             slot_key = slot_kinds.store_keyring_key(self.vault_id, slot_id)
