@@ -32,7 +32,8 @@ class AegisApp(App[None]):
     TITLE = "aegis-vault"
     COMMANDS = App.COMMANDS | {AegisCommands}
     BINDINGS = [
-        Binding("ctrl+l", "lock", "Lock", id="app.lock", tooltip="Lock the vault now"),
+        Binding("ctrl+l", "lock", "Lock", id="app.lock", tooltip="Lock the vault now",
+                priority=True),  # priority: also from inside a dialog
         Binding("f1,question_mark", "help", "Help", id="app.help", tooltip="Every key"),
         Binding("f2", "settings", "Settings", id="app.settings", tooltip="Timeouts and theme"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False),

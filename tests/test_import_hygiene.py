@@ -1,0 +1,99 @@
+"""What each module pulls in when imported, each in a fresh interpreter.
+
+- No module of ``aegis_tui.core`` or ``aegis_tui.cli`` imports Textual or Rich: the
+  core is a library, and the CLI is called in loops by agents.
+- ``keyring`` (~90 ms) is imported only when a keyring slot is actually used: a ``get``
+  through ``AEGIS_VAULT_KEY`` never loads it.
+- The import contracts in ``pyproject.toml`` hold (``lint-imports``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "aegis_tui"
+UI_TOOLKITS = ("textual", "rich")
+
+
+def modules_under(*folders: str) -> list[str]:
+    """Every module in these sub-packages, found on disk (collection imports nothing)."""
+    found = []
+    for folder in folders:
+        for path in sorted((PACKAGE / folder).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found.append(".".join(parts))
+    return found
+
+
+def loaded_after(code: str, watch: tuple[str, ...], env: dict[str, str] | None = None) -> list[str]:
+    """Run ``code`` in a fresh interpreter; which of ``watch`` ended up in sys.modules."""
+    probe = code + (
+        "\nimport sys as _sys\n"
+        f"_sys.stderr.write('\\nLOADED=' + ','.join(m for m in {watch!r} if m in _sys.modules) + '\\n')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    marker = [line for line in proc.stderr.splitlines() if line.startswith("LOADED=")]
+    assert marker, proc.stderr[-2000:]
+    return [name for name in marker[-1].removeprefix("LOADED=").split(",") if name]
+
+
+CORE_AND_CLI = modules_under("core", "cli")
+
+
+def test_the_module_walk_finds_the_core_and_cli_modules():
+    for expected in ("aegis_tui.core.vault", "aegis_tui.core.store.sqlite", "aegis_tui.cli",
+                     "aegis_tui.cli.commands.credentials", "aegis_tui.cli.unlock"):
+        assert expected in CORE_AND_CLI
+
+
+@pytest.mark.parametrize("module", CORE_AND_CLI)
+def test_importing_the_module_loads_no_ui_toolkit(module):
+    assert loaded_after(f"import {module}", UI_TOOLKITS) == []
+
+
+def test_the_probe_does_see_a_ui_toolkit_when_one_is_imported():
+    assert loaded_after("import rich.text", UI_TOOLKITS) == ["rich"]
+
+
+@pytest.fixture
+def get_through_env_key(env_vault):  # type: ignore[no-untyped-def]
+    result = env_vault("add", "api", input="value")
+    assert result.returncode == 0, result.err
+    return env_vault
+
+
+RUN_GET = (
+    "from aegis_tui.cli import main\n"
+    "code = main(['get', 'api'])\n"
+    "assert code == 0, code\n"
+)
+
+
+def test_a_get_through_the_cli_entry_point_does_not_import_keyring_or_a_ui_toolkit(get_through_env_key):
+    loaded = loaded_after(RUN_GET, ("keyring", *UI_TOOLKITS), env=get_through_env_key.env)
+    assert loaded == []
+
+
+@pytest.mark.keyring
+def test_a_get_through_a_keyring_slot_does_import_keyring(cli, secret_service):
+    created = cli("init", "--no-passphrase", "--keyring", env=secret_service)
+    assert created.returncode == 0, created.err
+    assert cli("add", "api", input="value", env=secret_service).returncode == 0
+    assert loaded_after(RUN_GET, ("keyring",), env={**cli.env, **secret_service}) == ["keyring"]
+
+
+def test_import_linter_contracts_hold():
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    if not lint_imports.exists():
+        pytest.skip(f"import-linter is not installed ({lint_imports} is missing)")
+    proc = subprocess.run([str(lint_imports)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
