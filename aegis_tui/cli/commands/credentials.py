@@ -10,7 +10,7 @@ import time
 from aegis_tui.cli.render import emit, emit_json, iso, relative, table, timestamp
 from aegis_tui.cli.terminal import confirm, err, has_terminal, read_value
 from aegis_tui.cli.unlock import open_unlocked
-from aegis_tui.core.credentials import CredentialFilter, Credentials
+from aegis_tui.core.credentials import CredentialFilter, Credentials, gc_paused
 from aegis_tui.core.errors import NotFoundError, UsageError
 from aegis_tui.core.models import (
     Credential,
@@ -126,12 +126,13 @@ def list_credentials(args: argparse.Namespace) -> int:
     finally:
         vault.close()
     now = time.time()
-    if args.json:
-        sys.stdout.write(json.dumps([_summary(c, now) for c in found], ensure_ascii=False) + "\n")
-        return 0
-    rows = [[c.name, c.service or "-", str(c.kind), c.context or "-", str(c.status), _rotation_text(c, now),
-             f"v{c.current_version}"] for c in found]
-    emit(table(["NAME", "SERVICE", "KIND", "CONTEXT", "STATUS", "ROTATION", "VERSION"], rows))
+    with gc_paused():  # 100k summaries allocate as much as the decoding did
+        if args.json:
+            sys.stdout.write(json.dumps([_summary(c, now) for c in found], ensure_ascii=False) + "\n")
+            return 0
+        rows = [[c.name, c.service or "-", str(c.kind), c.context or "-", str(c.status), _rotation_text(c, now),
+                 f"v{c.current_version}"] for c in found]
+        emit(table(["NAME", "SERVICE", "KIND", "CONTEXT", "STATUS", "ROTATION", "VERSION"], rows))
     return 0
 
 

@@ -103,6 +103,7 @@ class CredentialList(ScrollView, can_focus=True):
         super().__init__(id=id)
         self._clock = clock
         self._rows: list[Credential] = []
+        self._ranked: list[Credential] = []  # as given, so "match" can restore the filter's order
         self._last_used: dict[str, float] = {}
 
     # -- data ---------------------------------------------------------------------------
@@ -119,6 +120,7 @@ class CredentialList(ScrollView, can_focus=True):
         """Show ``rows`` (already filtered and ranked); keep the cursor on ``keep`` if present."""
         if last_used is not None:
             self._last_used = last_used
+        self._ranked = list(rows)
         self._rows = list(rows)
         self._sort()
         target = 0
@@ -145,7 +147,7 @@ class CredentialList(ScrollView, can_focus=True):
             self._rows.sort(key=lambda c: (getattr(c, key).casefold(), c.name.casefold()))
 
     def watch_sort_key(self) -> None:
-        self.set_rows(self._rows, keep=self.current)
+        self.set_rows(self._ranked, keep=self.current)
 
     def cycle_sort(self) -> str:
         self.sort_key = SORT_KEYS[(SORT_KEYS.index(self.sort_key) + 1) % len(SORT_KEYS)]
@@ -177,12 +179,15 @@ class CredentialList(ScrollView, can_focus=True):
             self.post_message(CredentialChosen(self.current))
 
     def on_click(self, event: events.Click) -> None:
-        if event.y == 0:
-            column = self._column_at(event.x)
+        offset = event.get_content_offset(self)  # event.x/y count the border too
+        if offset is None:
+            return
+        if offset.y == 0:
+            column = self._column_at(offset.x)
             if column is not None and column in SORT_KEYS:
                 self.sort_key = column
             return
-        index = int(self.scroll_y) + event.y - 1
+        index = int(self.scroll_y) + offset.y - 1
         if 0 <= index < len(self._rows):
             self.cursor = index
             if event.chain == 2:
