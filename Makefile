@@ -1,9 +1,13 @@
 # The two set-up commands: `make demo` (try it) and `make test` (prove it).
-.PHONY: demo test bench screenshots clean
+.PHONY: demo walkthrough test bench screenshots clean
 
-demo:
+demo:            ## the app on a throwaway vault of fake credentials
 	@scripts/bootstrap.sh app
-	@scripts/demo.sh
+	.venv/bin/aegis-vault demo
+
+walkthrough:     ## a scripted tour of the command line on a throwaway vault
+	@scripts/bootstrap.sh app
+	@scripts/cli_walkthrough.sh
 
 test:
 	@scripts/bootstrap.sh test
@@ -12,6 +16,10 @@ test:
 bench:
 	@scripts/bootstrap.sh bench
 	.venv/bin/python bench/run_all.py
+
+screenshots:
+	@scripts/bootstrap.sh app
+	.venv/bin/python scripts/screenshots.py
 
 clean:
 	rm -rf .venv .pytest_cache vault-demo

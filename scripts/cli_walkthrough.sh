@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A scripted walkthrough of aegis-vault on a throwaway vault in ./vault-demo/.
+# A scripted walkthrough of the aegis-vault command line on a throwaway vault in ./vault-demo/.
 # Every value here is fake. Nothing touches your real vault: AEGIS_VAULT_HOME points
 # at the demo folder for the whole script.
 set -euo pipefail
