@@ -32,6 +32,8 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("write_throughput", "Write throughput (add, rotate)", [], ["--ops", "200", "--cli-ops", "5"]),
     ("audit_scale", "Audit append rate and `audit verify` at 1M entries", [],
      ["--appends", "2000", "--entries", "20000", "--batch", "5000", "--runs", "1"]),
+    ("tui_scale", "The app at 1k, 10k and 100k credentials: first paint, filter latency, memory", [],
+     ["--sizes", "1000,5000", "--runs", "1"]),
 ]
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+    sys.path.append(str(ROOT))
 
 os.environ["TZ"] = "UTC"  # the audit panel prints local times
 time.tzset()
@@ -180,7 +180,7 @@ async def take(out: Path, workdir: Path) -> Vault:
 
         await pilot.press("ctrl+p")
         await settle()
-        await pilot.press(*"rot")
+        await pilot.press(*"cred")
         await settle()
         await pilot.pause(0.3)  # the palette searches in a task of its own
         await settle()

@@ -7,6 +7,7 @@ the vault's keys and the vault screen with every decrypted name and value in it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -60,7 +61,10 @@ class AegisApp(App[None]):
 
     @property
     def vault_label(self) -> str:
-        return getattr(self.vault.store, "path", "vault")
+        """The vault's path, with the home folder shown as ``~``."""
+        path = str(getattr(self.vault.store, "path", "vault"))
+        home = os.path.expanduser("~")
+        return "~" + path[len(home):] if home != "/" and path.startswith(home + os.sep) else path
 
     @property
     def vault_screen(self) -> VaultScreen | None:

@@ -37,8 +37,9 @@ class HelpScreen(ModalScreen[None]):
             for binding in bindings:
                 if not binding.description:
                     continue
-                keys = keymap.get(binding.id or "", binding.key)
-                parts += [(f"  {keys.replace(',', ' / '):<22}", "bold"), f"{binding.description:<26}",
+                keys = keymap.get(binding.id or "", binding.key).split(",")
+                shown = " / ".join(self.app.get_key_display(Binding(key.strip(), "")) for key in keys)
+                parts += [(f"  {shown:<22}", "bold"), f"{binding.description:<26}",
                           (f"{binding.id or ''}\n", "$text-muted")]
             parts.append("\n")
         with Vertical(id="help-dialog", classes="dialog"):

@@ -154,14 +154,15 @@ class VaultScreen(Screen[None]):
     def _top_bar(self) -> None:
         now = self.aegis.clock()
         healths = [c.health(now) for c in self._inventory.credentials]
-        parts: list[str | tuple[str, str]] = [(" ◆ aegis-vault ", "bold $primary"),
-                                              (f"· {self.aegis.vault_label} · ", "$text-muted"),
+        parts: list[str | tuple[str, str]] = [(" ◆ aegis-vault ", "bold $primary"), ("· ", "$text-muted"),
                                               ("unlocked", "$success"),
                                               (f" · {len(healths)} credentials", "$text-muted")]
         for health in (Health.OVERDUE, Health.EXPOSED, Health.EXPIRING):
             count = healths.count(health)
             if count:
                 parts += [(" · ", "$text-muted"), (f"{health.glyph} {count} {health}", "$warning")]
+        # The path goes last: on a narrow terminal it is what gets cut, not the counts.
+        parts.append((f" · {self.aegis.vault_label}", "$text-muted"))
         self.query_one("#top-bar", Static).update(Content.assemble(*parts))
 
     # -- live updates -------------------------------------------------------------------------

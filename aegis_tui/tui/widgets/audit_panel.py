@@ -35,7 +35,7 @@ def entry_line(entry: AuditEntry) -> Content:
     outcome_style = {"ok": "$success", "failed": "$error", "denied": "$error"}.get(entry.outcome, "")
     return Content.assemble(
         (datetime.fromtimestamp(entry.timestamp).strftime("%H:%M:%S "), "$text-muted"),
-        (f"{entry.operation:<10} ", "bold" if entry.risk == "high" else ""),
+        (f"{entry.operation[:13]:<13} ", "bold" if entry.risk == "high" else ""),
         (f"{actor[:14]:<14} ", "$text-muted"),
         f"{(entry.target or ('(sealed)' if entry.sealed else '—'))[:24]:<24}",
         (f"  {entry.outcome}", outcome_style),
