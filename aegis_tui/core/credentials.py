@@ -105,7 +105,7 @@ class Credentials:
         plain = self._vault.keys.sealer.open(record.sealed, self._meta_aad(record.id, record.rev), "a credential")
         try:
             credential = Credential.from_record(_decode_json(plain.decode("utf-8")))
-        except (ValueError, TypeError, IndexError):
+        except (ValueError, TypeError, IndexError, KeyError):
             raise IntegrityError("a credential record is in a format this aegis-vault does not know") from None
         # The name index is not sealed: when a record was found *by name*, check the index
         # still belongs to that name, or a swapped index would make one name silently
@@ -146,10 +146,12 @@ class Credentials:
         raise NotFoundError(f"no credential matches {reference!r}; see: aegis-vault list")
 
     def list(self, where: CredentialFilter | None = None) -> list[Credential]:
-        where = where or CredentialFilter()
         with gc_paused():
             found = [self._open_meta(record, by_name=False) for record in self._store.list_credentials()]
-        return sorted((c for c in found if where.matches(c)), key=lambda c: (c.context, c.name.casefold()))
+            if where is not None and where != CredentialFilter():
+                found = [c for c in found if where.matches(c)]
+            found.sort(key=lambda c: (c.context, c.name.casefold()))
+        return found
 
     def versions(self, name: str) -> list[VersionInfo]:
         record, credential = self._locate(name)
@@ -261,7 +263,7 @@ class Credentials:
             self._audit("rotate", rotated, version=new_version, overlap_seconds=overlap)
         return rotated
 
-    def edit(self, name: str, **changes: object) -> Credential:
+    def edit(self, name: str, /, **changes: object) -> Credential:  # changes may hold a new "name"
         """Change metadata (never the value: that is ``rotate``). Renames keep history."""
         allowed = {"name", "kind", "service", "context", "tags", "notes", "url", "expires", "rotation_days",
                    "overlap_seconds", "fields"}

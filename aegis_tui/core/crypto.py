@@ -36,6 +36,7 @@ _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _BLOB_VERSION = b"\x01"
 _MIN_BLOB = 1 + _NONCE_BYTES + _TAG_BYTES
+_LENGTH = struct.Struct(">I").pack
 
 
 def random_bytes(count: int) -> bytes:
@@ -64,8 +65,11 @@ def associated_data(*parts: str | int) -> bytes:
 def extend_associated_data(prefix: bytes, *parts: str | int) -> bytes:
     """``associated_data(a, b, c) == extend_associated_data(associated_data(a, b), c)``:
     callers sealing many rows of one table compute the constant prefix once."""
-    encoded = [str(part).encode("utf-8") for part in parts]
-    return prefix + b"".join([len(raw).to_bytes(4, "big") + raw for raw in encoded])
+    out = [prefix]
+    for part in parts:
+        raw = str(part).encode("utf-8")
+        out += (_LENGTH(len(raw)), raw)
+    return b"".join(out)
 
 
 class SealingKey:

@@ -128,7 +128,7 @@ def list_credentials(args: argparse.Namespace) -> int:
     now = time.time()
     with gc_paused():  # 100k summaries allocate as much as the decoding did
         if args.json:
-            sys.stdout.write(json.dumps([_summary(c, now) for c in found], ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps([_summary(c, now) for c in found]) + "\n")
             return 0
         rows = [[c.name, c.service or "-", str(c.kind), c.context or "-", str(c.status), _rotation_text(c, now),
                  f"v{c.current_version}"] for c in found]
