@@ -76,8 +76,8 @@ class CredentialFormModal(ModalScreen[CredentialDraft | None]):
                              id="field-kind", compact=True)
                 for field, placeholder in _FIELDS:
                     yield Static(field if field != "rotation" else "rotate", classes="form-label")
-                    yield Input(placeholder=placeholder, id=f"field-{field}", compact=True,
-                                type="integer" if field == "rotation" else "text")
+                    yield Input(placeholder=placeholder, id=f"field-{field}", compact=True, valid_empty=True,
+                                type="integer" if field == "rotation" else "text")  # save checks; empty is not red
             if not editing:
                 yield ValueField(id="form-value")
                 yield Static(id="form-totp")
