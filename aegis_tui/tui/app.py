@@ -105,6 +105,11 @@ class AegisApp(App[None]):
         self.switch_screen(UnlockScreen(demo_passphrase=self._demo_passphrase, message=message))
         self.copy_to_clipboard("")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "lock":
+            return self.vault.is_unlocked  # no "Lock" in the footer of the unlock screen
+        return True
+
     def action_lock(self) -> None:
         if self.vault.is_unlocked:
             self.lock()
@@ -112,7 +117,7 @@ class AegisApp(App[None]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        sections = [("Everywhere", list(self.BINDINGS))]  # type: ignore[arg-type]
+        sections = [("App", list(self.BINDINGS))]  # type: ignore[arg-type]
         if self.vault_screen is not None:
             sections.insert(0, ("Vault", list(VaultScreen.BINDINGS)))  # type: ignore[arg-type]
         sections.append(("Palette", [Binding("ctrl+p", "command_palette", "Every action by name")]))

@@ -293,3 +293,23 @@ async def test_edit_prefills_the_form_and_saves_a_rename_keeping_the_value_and_h
             built.credentials().find("github-pat-ci")
         assert listing(app).current.name == "github-pat-ci-2"
         assert any("saved github-pat-ci-2" in t for t in toasts(app))
+
+
+PEM = ("-----BEGIN OPENSSH PRIVATE KEY-----\n"
+       "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+       "QyNTUxOQAAACBfYWtlS2V5Rm9yVGVzdHNPbmx5Tm90UmVhbEF0QWxsAAAAAAAAAAAAAAAA\n"
+       "-----END OPENSSH PRIVATE KEY-----\n")
+
+
+async def test_a_pasted_multi_line_private_key_is_stored_whole(make_app) -> None:
+    built = make_app()
+    async with unlocked(built.app) as pilot:
+        await open_form(pilot)
+        await fill(pilot, name="deploy-key", kind=Kind.SSH_KEY)
+        await pilot.click("#value-input")
+        await paste(pilot, PEM)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, VaultScreen)
+        stored = vault_screen(pilot.app).credentials.reveal("deploy-key", purpose="test")
+        assert digest(stored.reveal()) == digest(PEM.encode())

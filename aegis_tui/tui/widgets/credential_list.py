@@ -197,9 +197,9 @@ class CredentialList(ScrollView, can_focus=True):
     def _layout(self) -> list[tuple[Column, int]]:
         width = self.scrollable_content_region.width
         shown = list(COLUMNS)
-        for column in sorted(COLUMNS, key=lambda c: -c.priority):
-            fixed = sum(c.width + 1 for c in shown if c.width)
-            if width - fixed - 2 >= NAME_MIN_WIDTH or column.priority == 0:
+        droppable = [c for c in COLUMNS if c.priority and c.key != self.sort_key]  # never hide the sort column
+        for column in sorted(droppable, key=lambda c: -c.priority):
+            if width - sum(c.width + 1 for c in shown if c.width) - 2 >= NAME_MIN_WIDTH:
                 break
             shown.remove(column)
         fixed = sum(column.width + 1 for column in shown if column.width)

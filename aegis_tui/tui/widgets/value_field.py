@@ -15,6 +15,7 @@ from textual.widgets import Button, Checkbox, Input, Select, Static
 from aegis_tui.core.errors import AegisError
 from aegis_tui.core.generate import CHARSETS, generate_value
 from aegis_tui.core.secret import Secret
+from aegis_tui.tui.widgets.secret_input import SecretInput
 
 
 class ValueField(Vertical):
@@ -34,8 +35,8 @@ class ValueField(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("value", classes="form-label")
         with Horizontal(classes="row"):
-            yield Input(placeholder="secret value (or generate one below)", password=True, id="value-input",
-                        compact=True)
+            yield SecretInput(placeholder="secret value: type, paste (keys and certificates too) or generate",
+                              id="value-input")
             yield Checkbox("reveal", id="value-reveal", compact=True)
         with Horizontal(classes="row"):
             yield Static("generate", classes="form-label gen-label")
