@@ -19,7 +19,7 @@ ENV_KEY = "a7" * 32  # an env slot too, so the CLI checks need no passphrase
 NAME = "e2e-deploy-token"
 FIRST_VALUE = "first-value-Zq81x"  # test values, not secrets
 SECOND_VALUE = "second-value-Mw42k"
-VALUE_PLACEHOLDER = "secret value (or generate one below)"
+VALUE_PLACEHOLDER = "secret value: type, paste"
 EXIT_MARKER = "__AEGIS_APP_EXITED__"
 
 
@@ -50,7 +50,7 @@ def test_add_rotate_revoke_by_keystrokes(tmux: Any, cli: Any, app_argv: list[str
     cli.env["AEGIS_VAULT_KEY"] = ENV_KEY  # for the CLI checks only
 
     # -- unlock: type the passphrase -------------------------------------------------------------
-    tmux.wait_for(lambda s: "◆ aegis-vault" in s and "passphrase" in s and "Lock" in s, "the unlock screen",
+    tmux.wait_for(lambda s: "◆ aegis-vault" in s and "passphrase" in s and "Help" in s, "the unlock screen",
                   timeout=60)
     tmux.type(PASSPHRASE)
     tmux.wait_for(lambda s: bool(_bullets(len(PASSPHRASE)).search(s)), "the masked passphrase")

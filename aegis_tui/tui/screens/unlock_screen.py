@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, cast
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Center, Vertical
 from textual.content import Content
 from textual.screen import Screen
@@ -30,8 +29,6 @@ LOGO = "◆ aegis-vault"
 
 
 class UnlockScreen(Screen[None]):
-    BINDINGS = [Binding("ctrl+q", "app.quit", "Quit", id="unlock.quit")]
-
     def __init__(self, *, demo_passphrase: str | None = None, message: str | None = None) -> None:
         super().__init__()
         self._demo_passphrase = demo_passphrase
