@@ -137,6 +137,12 @@ class Vault:
         self.lock()
         self.store.close()
 
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @property
     def is_unlocked(self) -> bool:
         return self._keys is not None

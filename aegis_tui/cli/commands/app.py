@@ -17,13 +17,10 @@ from aegis_tui.core.config import load_settings
 
 def run_app(args: argparse.Namespace) -> int:
     settings = load_settings()
-    vault = open_vault()
-    try:
+    with open_vault() as vault:
         from aegis_tui.tui.app import AegisApp
 
         AegisApp(vault, settings=settings).run()
-    finally:
-        vault.close()
     return 0
 
 
@@ -37,13 +34,10 @@ def demo(args: argparse.Namespace) -> int:
     folder = tempfile.mkdtemp(prefix="aegis-vault-demo-")
     try:
         err(f"aegis-vault: demo vault in {folder} (deleted on exit); passphrase: {DEMO_PASSPHRASE}")
-        vault = create_demo_vault(folder, kdf)
-        try:
+        with create_demo_vault(folder, kdf) as vault:
             from aegis_tui.tui.app import AegisApp
 
             AegisApp(vault, settings=settings, demo_passphrase=DEMO_PASSPHRASE).run()
-        finally:
-            vault.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return 0

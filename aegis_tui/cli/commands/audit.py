@@ -27,8 +27,7 @@ def _line(entry: AuditEntry) -> str:
 
 
 def tail(args: argparse.Namespace) -> int:
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         entries = vault.audit.tail(max(args.lines, 0))
         for entry in entries:
             emit(_line(entry))
@@ -40,18 +39,13 @@ def tail(args: argparse.Namespace) -> int:
                 emit(_line(entry))
                 last = entry.seq
             sys.stdout.flush()
-    finally:
-        vault.close()
     return 0
 
 
 def verify(args: argparse.Namespace) -> int:
     """Needs no unlock: the chain and the head signature check with public data only."""
-    vault = open_vault()
-    try:
+    with open_vault() as vault:
         report = vault.audit.verify()
-    finally:
-        vault.close()
     if report.ok:
         tail_note = f"; {report.unsigned_tail} later entries written while locked" if report.unsigned_tail else ""
         emit(f"audit log intact: {report.entries} entries, signed head at #{report.signed_seq}{tail_note}")
@@ -62,8 +56,7 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         if args.output:
             fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             stream = os.fdopen(fd, "w", encoding="utf-8")
@@ -77,8 +70,6 @@ def export(args: argparse.Namespace) -> int:
         finally:
             if stream is not sys.stdout:
                 stream.close()
-    finally:
-        vault.close()
     if args.output:
         err(f"exported {count} audit entries to {args.output}")
     return 0

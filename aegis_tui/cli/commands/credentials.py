@@ -52,26 +52,20 @@ def add(args: argparse.Namespace) -> int:
     expires = parse_expiry(args.expires)
     fields = _fields(args.field)
     value = _value(args)
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         credential = Credentials(vault).add(
             args.name, value, kind=kind, service=args.service, context=args.context, tags=args.tags,
             notes=args.notes, url=args.url, expires=expires, rotation_days=args.rotation_days, fields=fields,
         )
-    finally:
-        vault.close()
     err(f"added {credential.name!r} ({credential.kind}) as {credential.reference}")
     return 0
 
 
 def get(args: argparse.Namespace) -> int:
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         credentials = Credentials(vault)
         credential = _locate(credentials, args.name)
         value = credentials.reveal(credential.name, version=args.value_version)
-    finally:
-        vault.close()
     if credential.status is Status.EXPOSED:
         err(f"aegis-vault: warning: {credential.name!r} is marked exposed; rotate it")
     out = sys.stdout.buffer
@@ -120,11 +114,8 @@ def list_credentials(args: argparse.Namespace) -> int:
         status=parse_status(args.status) if args.status else None,
         kind=parse_kind(args.kind) if args.kind else None,
     )
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         found = Credentials(vault).list(where)
-    finally:
-        vault.close()
     now = time.time()
     with gc_paused():  # 100k summaries allocate as much as the decoding did
         if args.json:
@@ -137,13 +128,10 @@ def list_credentials(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         credentials = Credentials(vault)
         credential = _locate(credentials, args.name)
         versions = credentials.versions(credential.name)
-    finally:
-        vault.close()
     now = time.time()
     summary = _summary(credential, now) | {"notes": credential.notes, "fields": dict(credential.fields),
                                            "versions": len(versions)}
@@ -174,13 +162,10 @@ def _cell(value: object) -> str:
 def rotate(args: argparse.Namespace) -> int:
     overlap = parse_duration(args.overlap) if args.overlap is not None else None
     value = _value(args)
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         credentials = Credentials(vault)
         credential = credentials.rotate(_locate(credentials, args.name).name, value, overlap)
         versions = credentials.versions(credential.name)
-    finally:
-        vault.close()
     previous = [v for v in versions if v.version == credential.current_version - 1]
     until = f"; v{previous[0].version} stays valid until {timestamp(previous[0].retires_at)}" if previous else ""
     err(f"rotated {credential.name!r} to v{credential.current_version}{until}")
@@ -188,19 +173,15 @@ def rotate(args: argparse.Namespace) -> int:
 
 
 def revoke(args: argparse.Namespace) -> int:
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         credentials = Credentials(vault)
         credential = credentials.set_status(_locate(credentials, args.name).name, Status.REVOKED, args.reason)
-    finally:
-        vault.close()
     err(f"revoked {credential.name!r}: every version is retired and no value is handed out")
     return 0
 
 
 def destroy(args: argparse.Namespace) -> int:
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         credentials = Credentials(vault)
         credential = _locate(credentials, args.name)
         if not args.yes:
@@ -211,20 +192,15 @@ def destroy(args: argparse.Namespace) -> int:
                 err("not destroyed")
                 return 1
         credentials.destroy(credential.name)
-    finally:
-        vault.close()
     err(f"destroyed {credential.name!r} and its history")
     return 0
 
 
 def history(args: argparse.Namespace) -> int:
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         credentials = Credentials(vault)
         credential = _locate(credentials, args.name)
         versions = credentials.versions(credential.name)
-    finally:
-        vault.close()
     now = time.time()
     if args.json:
         emit_json([{"version": v.version, "state": str(v.state), "created": iso(v.created_at),

@@ -45,8 +45,7 @@ def import_env(args: argparse.Namespace) -> int:
     chosen = [e for e in entries if (args.all or e.looks_secret) and not e.is_placeholder]
     if not chosen:
         raise UsageError(f"{path} holds no secret-looking values to import (use --all to import every variable)")
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         credentials = Credentials(vault)
         with vault.store.transaction():
             for entry in chosen:
@@ -58,8 +57,6 @@ def import_env(args: argparse.Namespace) -> int:
             for entry in chosen:
                 credentials.add(entry.key, Secret(entry.value), kind=parse_kind(guess_kind(entry)),
                                 service=args.service, context=context, notes=f"imported from {path.name}")
-    finally:
-        vault.close()
     template = _template(entries, {e.key for e in chosen}, context)
     if args.template:
         fd = os.open(args.template, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -55,8 +55,8 @@ def init(args: argparse.Namespace) -> int:
     passphrase = None if args.no_passphrase else _new_passphrase(args.passphrase_stdin)
     kdf = _kdf() if passphrase is not None else None
     vault, code = Vault.create(path, passphrase=passphrase, kdf=kdf, env_key=env_key, use_keyring=args.keyring)
-    slots = ", ".join(str(slot.kind) for slot in vault.slots())
-    vault.close()
+    with vault:
+        slots = ", ".join(str(slot.kind) for slot in vault.slots())
     err(f"created vault {path} with unlock slots: {slots}")
     sys.stdout.write(
         "Recovery key (shown once; store it offline, it opens the vault if every other way is lost):\n"
@@ -66,21 +66,15 @@ def init(args: argparse.Namespace) -> int:
 
 
 def passwd(args: argparse.Namespace) -> int:
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         vault.change_passphrase(_new_passphrase(args.new_passphrase_stdin), _kdf())
-    finally:
-        vault.close()
     err("passphrase changed; the data key was rewrapped, no credential was re-encrypted")
     return 0
 
 
 def slots_list(args: argparse.Namespace) -> int:
-    vault = open_vault()
-    try:
+    with open_vault() as vault:
         slots = vault.slots()
-    finally:
-        vault.close()
     emit(table(["ID", "KIND", "CREATED", "DETAIL"],
                [[s.id, str(s.kind), timestamp(s.created_at), s.detail] for s in slots]))
     return 0
@@ -88,8 +82,7 @@ def slots_list(args: argparse.Namespace) -> int:
 
 def slots_add(args: argparse.Namespace) -> int:
     kind = SlotKind(args.kind)
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         if kind is SlotKind.PASSPHRASE:
             slot_id, code = vault.add_slot(kind, passphrase=_new_passphrase(args.new_passphrase_stdin), kdf=_kdf())
         elif kind is SlotKind.ENV:
@@ -101,8 +94,6 @@ def slots_add(args: argparse.Namespace) -> int:
                 err(f"aegis-vault: store this {ENV_KEY_VARIABLE} like a password; it is shown once")
         else:
             slot_id, code = vault.add_slot(kind)
-    finally:
-        vault.close()
     if code:
         sys.stdout.write(f"Recovery key (shown once; store it offline):\n  {code}\n")
     err(f"added {kind} slot {slot_id}")
@@ -110,11 +101,8 @@ def slots_add(args: argparse.Namespace) -> int:
 
 
 def slots_remove(args: argparse.Namespace) -> int:
-    vault = open_unlocked(args)
-    try:
+    with open_unlocked(args) as vault:
         vault.remove_slot(args.slot_id)
-    finally:
-        vault.close()
     err(f"removed slot {args.slot_id}")
     return 0
 
@@ -123,8 +111,7 @@ def status(args: argparse.Namespace) -> int:
     """Works locked; adds counts when it can unlock without asking anyone."""
     from aegis_tui.core.credentials import Credentials
 
-    vault = open_vault()
-    try:
+    with open_vault() as vault:
         last = vault.store.last_audit()
         info: dict[str, object] = {
             "vault": str(vault_path()),
@@ -142,8 +129,6 @@ def status(args: argparse.Namespace) -> int:
             now = vault.clock()
             info["rotation"] = dict(Counter(str(c.rotation(now)[0]) for c in found))
             info["checked_at"] = iso(now)
-    finally:
-        vault.close()
     if args.json:
         emit_json(info)
         return 0
