@@ -11,10 +11,11 @@ from aegis_tui.cli.render import emit, emit_json, iso, relative, table, timestam
 from aegis_tui.cli.terminal import confirm, err, has_terminal, read_value
 from aegis_tui.cli.unlock import open_unlocked
 from aegis_tui.core.credentials import CredentialFilter, Credentials, gc_paused
-from aegis_tui.core.errors import NotFoundError, UsageError
+from aegis_tui.core.errors import UsageError
 from aegis_tui.core.models import (
     Credential,
     RotationState,
+    VersionInfo,
     Status,
     parse_duration,
     parse_expiry,
@@ -43,10 +44,6 @@ def _fields(pairs: list[str]) -> dict[str, str]:
     return fields
 
 
-def _locate(credentials: Credentials, reference: str) -> Credential:
-    return credentials.resolve(reference)
-
-
 def add(args: argparse.Namespace) -> int:
     kind = parse_kind(args.kind)
     expires = parse_expiry(args.expires)
@@ -64,7 +61,7 @@ def add(args: argparse.Namespace) -> int:
 def get(args: argparse.Namespace) -> int:
     with open_unlocked(args) as vault:
         credentials = Credentials(vault)
-        credential = _locate(credentials, args.name)
+        credential = credentials.resolve(args.name)
         value = credentials.reveal(credential.name, version=args.value_version)
     if credential.status is Status.EXPOSED:
         err(f"aegis-vault: warning: {credential.name!r} is marked exposed; rotate it")
@@ -127,11 +124,15 @@ def list_credentials(args: argparse.Namespace) -> int:
     return 0
 
 
-def show(args: argparse.Namespace) -> int:
+def _with_versions(args: argparse.Namespace) -> tuple[Credential, list[VersionInfo]]:
     with open_unlocked(args) as vault:
         credentials = Credentials(vault)
-        credential = _locate(credentials, args.name)
-        versions = credentials.versions(credential.name)
+        credential = credentials.resolve(args.name)
+        return credential, credentials.versions(credential.name)
+
+
+def show(args: argparse.Namespace) -> int:
+    credential, versions = _with_versions(args)
     now = time.time()
     summary = _summary(credential, now) | {"notes": credential.notes, "fields": dict(credential.fields),
                                            "versions": len(versions)}
@@ -164,7 +165,7 @@ def rotate(args: argparse.Namespace) -> int:
     value = _value(args)
     with open_unlocked(args) as vault:
         credentials = Credentials(vault)
-        credential = credentials.rotate(_locate(credentials, args.name).name, value, overlap)
+        credential = credentials.rotate(credentials.resolve(args.name).name, value, overlap)
         versions = credentials.versions(credential.name)
     previous = [v for v in versions if v.version == credential.current_version - 1]
     until = f"; v{previous[0].version} stays valid until {timestamp(previous[0].retires_at)}" if previous else ""
@@ -175,7 +176,7 @@ def rotate(args: argparse.Namespace) -> int:
 def revoke(args: argparse.Namespace) -> int:
     with open_unlocked(args) as vault:
         credentials = Credentials(vault)
-        credential = credentials.set_status(_locate(credentials, args.name).name, Status.REVOKED, args.reason)
+        credential = credentials.set_status(credentials.resolve(args.name).name, Status.REVOKED, args.reason)
     err(f"revoked {credential.name!r}: every version is retired and no value is handed out")
     return 0
 
@@ -183,7 +184,7 @@ def revoke(args: argparse.Namespace) -> int:
 def destroy(args: argparse.Namespace) -> int:
     with open_unlocked(args) as vault:
         credentials = Credentials(vault)
-        credential = _locate(credentials, args.name)
+        credential = credentials.resolve(args.name)
         if not args.yes:
             if not has_terminal():
                 raise UsageError("destroy deletes every version for good; confirm with --yes when not in a terminal")
@@ -197,10 +198,7 @@ def destroy(args: argparse.Namespace) -> int:
 
 
 def history(args: argparse.Namespace) -> int:
-    with open_unlocked(args) as vault:
-        credentials = Credentials(vault)
-        credential = _locate(credentials, args.name)
-        versions = credentials.versions(credential.name)
+    _, versions = _with_versions(args)
     now = time.time()
     if args.json:
         emit_json([{"version": v.version, "state": str(v.state), "created": iso(v.created_at),
