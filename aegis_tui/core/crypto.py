@@ -92,8 +92,9 @@ class SealingKey:
     def open(self, blob: bytes, aad: bytes, what: str = "sealed field") -> bytes:
         if len(blob) < _MIN_BLOB or blob[:1] != _BLOB_VERSION:
             raise IntegrityError(f"{what} is malformed: the vault file is damaged or was tampered with")
+        view = memoryview(blob)  # slices of a view do not copy the ciphertext
         try:
-            return self._aead.decrypt(blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :], aad)
+            return self._aead.decrypt(view[1 : 1 + _NONCE_BYTES], view[1 + _NONCE_BYTES :], aad)
         except InvalidTag:
             raise IntegrityError(
                 f"{what} failed authentication: the vault file is damaged or was tampered with"

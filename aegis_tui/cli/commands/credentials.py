@@ -89,10 +89,17 @@ def _summary(credential: Credential, now: float) -> dict[str, object]:
         "version": credential.current_version,
         "expires": credential.expires,
         "url": credential.url,
-        "created": iso(credential.created_at),
-        "updated": iso(credential.updated_at),
-        "rotated": iso(credential.rotated_at),
+        **_timestamps(credential),
     }
+
+
+def _timestamps(credential: Credential) -> dict[str, str | None]:
+    """Formatted once per distinct moment: a credential never changed since it was added
+    has one moment three times (this runs 100k times in ``list --json``)."""
+    created = iso(credential.created_at)
+    updated = created if credential.updated_at == credential.created_at else iso(credential.updated_at)
+    rotated = created if credential.rotated_at == credential.created_at else iso(credential.rotated_at)
+    return {"created": created, "updated": updated, "rotated": rotated}
 
 
 def _rotation_text(credential: Credential, now: float) -> str:
