@@ -29,7 +29,3 @@ class FacetChosen(Message):
 
     kind: str
     value: str | None
-
-
-class VaultChanged(Message):
-    """Something changed the vault: reload what is shown."""

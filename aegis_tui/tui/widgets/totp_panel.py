@@ -35,10 +35,6 @@ class TotpPanel(Static):
         self._seeds = seeds
         self.tick()
 
-    def forget(self) -> None:
-        self._seeds = []
-        self.update("")
-
     def code_for(self, name: str) -> str | None:
         for seed_name, seed in self._seeds:
             if seed_name == name:
