@@ -79,7 +79,9 @@ class SqliteStore(StoreBackend):
         """Open an existing vault, migrating an older schema and refusing a newer one."""
         path = os.fspath(path)
         if not os.path.exists(path):
-            raise VaultFileError(f"no vault at {path}; create one with: aegis-vault init")
+            raise VaultFileError(
+                f"no vault at {path}; create one with: aegis-vault init (or try the app on fake data: aegis-vault demo)"
+            )
         check_vault_permissions(path)
         if os.path.getsize(path) == 0:
             raise VaultFileError(f"{path} is empty: not an aegis-vault vault")
