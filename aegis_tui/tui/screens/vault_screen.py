@@ -69,6 +69,7 @@ class VaultScreen(Screen[None]):
         self._clipboard_timer: Timer | None = None
         self._value_text = ""
         self._keep: Credential | None = None  # where the cursor goes after the next reload
+        self._seeds: dict[str, tuple[int, Secret]] = {}  # TOTP seeds by credential id: (version, seed)
 
     @property
     def aegis(self) -> AegisApp:
@@ -109,18 +110,26 @@ class VaultScreen(Screen[None]):
     def reload(self) -> None:
         """Decrypt everything off the event loop, then hand the result to the widgets."""
         inventory = load_inventory(self.aegis.vault)
-        seeds = [(c.name, self.credentials.reveal(c.name, purpose="tui.totp")) for c in inventory.credentials
-                 if c.kind is Kind.TOTP and c.status is not Status.REVOKED]
+        known = self._seeds
+        seeds: dict[str, tuple[int, Secret]] = {}
+        for c in inventory.credentials:
+            if c.kind is Kind.TOTP and c.status is not Status.REVOKED:
+                cached = known.get(c.id)
+                # Decrypt (and audit) a seed once per version, not on every reload.
+                seeds[c.id] = cached if cached and cached[0] == c.current_version else (
+                    c.current_version, self.credentials.reveal(c.name, purpose="tui.totp"))
         self.app.call_from_thread(self._loaded, inventory, seeds)
 
-    def _loaded(self, inventory: Inventory, seeds: list[tuple[str, Secret]]) -> None:
+    def _loaded(self, inventory: Inventory, seeds: dict[str, tuple[int, Secret]]) -> None:
         keep, self._keep = self._keep or self.query_one(CredentialList).current, None
         self._inventory = inventory
         self._filter = FuzzyFilter(inventory.credentials)
         self.query_one(Sidebar).show_counts(inventory.credentials, self.aegis.clock())
         audit = self.query_one(AuditPanel)
         audit.add_entries(entry for entry in inventory.recent_audit[-500:] if entry.seq > audit.last_seq)
-        self.query_one(TotpPanel).set_seeds(seeds)
+        self._seeds = seeds
+        names = {c.id: c.name for c in inventory.credentials}
+        self.query_one(TotpPanel).set_seeds([(names[cid], seed) for cid, (_, seed) in seeds.items()])
         self._apply_filter(keep)
         self._top_bar()
         self.verify_audit()
