@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import NamedTuple
@@ -116,6 +117,7 @@ class AuditLog:
         self._clock = clock
         self._sealer: SealingKey | None = None
         self._signer: Signer | None = None
+        self._deferring = 0
 
     def attach_keys(self, sealer: SealingKey | None, signer: Signer | None) -> None:
         """Called on unlock (keys) and lock (``None``)."""
@@ -162,9 +164,23 @@ class AuditLog:
             text = json.dumps(record, separators=(",", ":"), sort_keys=True)
             entry_hash = audit_entry_hash(prev, text.encode(), sealed)
             self._store.append_audit(AuditRecord(seq, prev, text, sealed, entry_hash))
-            if self._signer is not None:
+            if self._signer is not None and not self._deferring:
                 self._store.set_meta(HEAD_META_KEY, self._signed_head(seq, entry_hash))
         return seq
+
+    @contextmanager
+    def signing_deferred(self) -> Iterator[None]:
+        """Within one transaction, sign the chain head once at the end instead of after
+        every entry (a broker committing a batch of requests). Use inside the transaction:
+        the head must commit together with the entries it covers."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+            last = self._store.last_audit()
+            if not self._deferring and self._signer is not None and last is not None:
+                self._store.set_meta(HEAD_META_KEY, self._signed_head(last.seq, last.hash))
 
     def _signed_head(self, seq: int, entry_hash: bytes) -> str:
         assert self._signer is not None

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import NamedTuple
 
+from aegis_tui.core.actor import Actor
 from aegis_tui.core.audit import Outcome, Risk
 from aegis_tui.core.crypto import (
     associated_data,
@@ -80,8 +81,10 @@ def gc_paused() -> Iterator[None]:
 class Credentials:
     """The credential operations of one unlocked vault."""
 
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, actor: Actor | None = None) -> None:
+        """``actor``: who the audit log names (the broker passes the requesting agent)."""
         self._vault = vault
+        self._actor = actor or vault.actor
         self._store = vault.store
         self._meta_prefix = associated_data(vault.vault_id, "credentials")
         self._value_prefix = associated_data(vault.vault_id, "versions")
@@ -124,7 +127,7 @@ class Credentials:
 
     def _audit(self, operation: str, credential: Credential, risk: Risk = Risk.MEDIUM,
                outcome: Outcome = Outcome.OK, **detail: object) -> None:
-        self._vault.audit.append(operation, self._vault.actor, outcome=outcome, risk=risk,
+        self._vault.audit.append(operation, self._actor, outcome=outcome, risk=risk,
                                  target=credential.name, context=credential.context, detail=detail)
 
     # -- reading --------------------------------------------------------------------------
@@ -167,8 +170,9 @@ class Credentials:
             state = VersionState.RETIRED
         return VersionInfo(version.version, version.created_at, version.retires_at, state)
 
-    def reveal(self, name: str, version: int | None = None, purpose: str = "get") -> Secret:
-        """The value of the current (or a given) version. Audited, success or refusal."""
+    def reveal(self, name: str, version: int | None = None, purpose: str = "get", grant: str | None = None) -> Secret:
+        """The value of the current (or a given) version. Audited, success or refusal;
+        ``grant`` names the access grant a broker handed it out under."""
         record, credential = self._locate(name)
         wanted = credential.current_version if version is None else version
         if credential.status is Status.REVOKED:
@@ -180,8 +184,26 @@ class Credentials:
         info = self._version_info(credential, stored[wanted])
         value = self._vault.keys.sealer.open(stored[wanted].sealed, self._value_aad(record.id, wanted), "a secret value")
         risk = Risk.HIGH if credential.status is Status.EXPOSED or info.state is VersionState.RETIRED else Risk.MEDIUM
-        self._audit("read", credential, risk, version=wanted, state=info.state, via=purpose)
+        extra = {"grant": grant} if grant else {}
+        self._audit("read", credential, risk, version=wanted, state=info.state, via=purpose, **extra)
         return Secret(value)
+
+    def active_values(self) -> dict[str, list[Secret]]:
+        """Every value still valid (current, or previous inside its overlap window) of
+        every credential not revoked, by name: what output masking must hide. Not audited
+        per value; the caller records one entry for the whole set."""
+        now = self._vault.clock()
+        found: dict[str, list[Secret]] = {}
+        sealer = self._vault.keys.sealer
+        for record in self._store.list_credentials():
+            credential = self._open_meta(record, by_name=False)
+            if credential.status is Status.REVOKED:
+                continue
+            values = [Secret(sealer.open(v.sealed, self._value_aad(record.id, v.version), "a secret value"))
+                      for v in self._store.list_versions(record.id)
+                      if v.version == credential.current_version or (v.retires_at is not None and v.retires_at > now)]
+            found[credential.name] = values
+        return found
 
     # -- changing --------------------------------------------------------------------------
     def add(
@@ -256,7 +278,7 @@ class Credentials:
                                                           old.created_at, now))
             new_version = credential.current_version + 1
             self._put_value(record.id, new_version, value, now)
-            rotated = credential.evolve(current_version=new_version, rotated_at=now, updated_at=now,
+            rotated = credential.evolve(current_version=new_version, rotated_at=now, updated_at=now, failing_since=None,
                                         status=Status.ACTIVE if credential.status is Status.EXPOSED else credential.status)
             self._save(record, rotated)
             self._audit("rotate", rotated, version=new_version, overlap_seconds=overlap)
@@ -315,6 +337,15 @@ class Credentials:
             operation = "revoke" if status is Status.REVOKED else f"status.{status}"
             self._audit(operation, changed, Risk.HIGH if status is not Status.ACTIVE else Risk.MEDIUM,
                         previous=str(credential.status), reason=reason)
+        return changed
+
+    def mark_failing(self, name: str, *, via: str) -> Credential:
+        """A service rejected the value (git's ``erase``): flag it until the next rotation."""
+        with self._store.transaction():
+            record, credential = self._locate(name)
+            changed = credential.evolve(failing_since=credential.failing_since or self._vault.clock())
+            self._save(record, changed)
+            self._audit("failing", changed, Risk.HIGH, Outcome.FAILED, via=via)
         return changed
 
     def destroy(self, name: str) -> Credential:

@@ -56,6 +56,12 @@ class RefusedError(AegisError):
     exit_code = 8
 
 
+class DeniedError(AegisError):
+    """A human (or the approval timeout) said no to an access request."""
+
+    exit_code = 9
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected error",
@@ -66,5 +72,6 @@ EXIT_CODES: dict[int, str] = {
     6: "integrity failure: tampered or corrupted data, or a broken audit chain",
     7: "conflict: the name already exists",
     8: "refused: the credential is revoked or the change is not allowed",
+    9: "denied: the access request was not approved (denied, or no answer in time)",
     130: "interrupted",
 }

@@ -54,6 +54,7 @@ class Health(StrEnum):
 
     REVOKED = "revoked"
     EXPOSED = "exposed"
+    FAILING = "failing"  # a service rejected it (git asked to erase it)
     EXPIRED = "expired"
     EXPIRING = "expiring"
     OVERDUE = "overdue"
@@ -66,7 +67,7 @@ class Health(StrEnum):
 
 
 _HEALTH_GLYPHS = {
-    Health.REVOKED: "⊘", Health.EXPOSED: "✖", Health.EXPIRED: "⌛", Health.EXPIRING: "⌛",
+    Health.REVOKED: "⊘", Health.EXPOSED: "✖", Health.FAILING: "⚡", Health.EXPIRED: "⌛", Health.EXPIRING: "⌛",
     Health.OVERDUE: "⚠", Health.DUE: "◷", Health.OK: "✓",
 }
 EXPIRY_WARNING_DAYS = 14
@@ -181,6 +182,7 @@ class Credential(NamedTuple):
     updated_at: float = 0.0
     rotated_at: float = 0.0
     current_version: int = 1
+    failing_since: float | None = None  # set when a service rejected the value; cleared by rotate
 
     def to_record(self) -> list[object]:
         """The sealed encoding: ``[format, *fields]`` in declaration order (JSON-ready).
@@ -237,6 +239,8 @@ class Credential(NamedTuple):
             return Health.REVOKED
         if self.status is Status.EXPOSED:
             return Health.EXPOSED
+        if self.failing_since is not None:
+            return Health.FAILING
         expiry = self.days_to_expiry(now)
         if expiry is not None and expiry < 0:
             return Health.EXPIRED

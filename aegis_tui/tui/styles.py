@@ -14,6 +14,7 @@ HEALTH_STYLE: dict[Health, str] = {
     Health.EXPIRING: "$warning",
     Health.EXPIRED: "$error",
     Health.EXPOSED: "bold $error",
+    Health.FAILING: "bold $warning",
     Health.REVOKED: "strike $text-muted",
 }
 

@@ -44,6 +44,14 @@ class VersionRecord(NamedTuple):
     retires_at: float | None
 
 
+class SealedRecord(NamedTuple):
+    """A sealed object of some kind (an agent session, a grant...) with a revision."""
+
+    id: str
+    rev: int
+    sealed: bytes
+
+
 class AuditRecord(NamedTuple):
     """One audit entry as stored: clear record, optional sealed subject, chain hash."""
 
@@ -64,6 +72,12 @@ class StoreBackend(ABC):
     @abstractmethod
     def transaction(self) -> AbstractContextManager[None]:
         """An exclusive write transaction; nested use joins the outer one."""
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Inside a transaction: a part that an exception undoes on its own, leaving the
+        rest of the transaction intact (the broker commits many requests together).
+        Backends without savepoints join the transaction, so a failure undoes it all."""
+        return self.transaction()
 
     @abstractmethod
     def close(self) -> None: ...
@@ -119,6 +133,25 @@ class StoreBackend(ABC):
     @abstractmethod
     def put_version(self, record: VersionRecord) -> None:
         """Insert or replace this (credential, version)."""
+
+    # -- sealed records (sessions, grants, ...) ---------------------------------------
+    @abstractmethod
+    def list_records(self, kind: str) -> list[SealedRecord]:
+        """Every record of ``kind``, in no particular order."""
+
+    @abstractmethod
+    def get_record(self, kind: str, record_id: str) -> SealedRecord | None: ...
+
+    @abstractmethod
+    def put_record(self, kind: str, record: SealedRecord, expected_rev: int | None) -> None:
+        """Insert (``expected_rev`` None: ``ConflictError`` if the id exists) or replace
+        the record whose revision is ``expected_rev`` (``ConflictError`` otherwise)."""
+
+    def change_version(self) -> int:
+        """A number that changes whenever credentials, versions or records change (here
+        or in another process), so a long-running process can cache what it decoded
+        (0: no such signal, never cache)."""
+        return 0
 
     # -- audit ----------------------------------------------------------------------
     @abstractmethod

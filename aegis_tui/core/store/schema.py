@@ -49,6 +49,18 @@ MIGRATIONS: tuple[str, ...] = (
         hash   BLOB NOT NULL
     );
     """,
+    # 1 -> 2: agent sessions and access grants (issue 4), and whatever later features
+    # need to keep: one table of sealed records, told apart by kind. The kind and id are
+    # clear (the backend needs them to find rows); everything else is sealed.
+    """
+    CREATE TABLE records (
+        kind   TEXT NOT NULL,
+        id     TEXT NOT NULL,
+        rev    INTEGER NOT NULL,
+        sealed BLOB NOT NULL,
+        PRIMARY KEY (kind, id)
+    ) WITHOUT ROWID;
+    """,
 )
 
 CURRENT_VERSION = len(MIGRATIONS)

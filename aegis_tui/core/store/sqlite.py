@@ -27,6 +27,7 @@ from aegis_tui.core.paths import SQLITE_COMPANIONS, check_vault_permissions, ens
 from aegis_tui.core.store.base import (
     AuditRecord,
     CredentialRecord,
+    SealedRecord,
     SlotRecord,
     StoreBackend,
     VersionRecord,
@@ -43,6 +44,7 @@ class SqliteStore(StoreBackend):
         self._conn = conn
         self.path = path
         self._depth = 0
+        self._writes = 0
         self._lock = RLock()
 
     # -- lifecycle --------------------------------------------------------------------
@@ -166,6 +168,18 @@ class SqliteStore(StoreBackend):
             self._depth = 0
             self._conn.execute("COMMIT")
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        with self.transaction(), self._lock:
+            self._conn.execute("SAVEPOINT part")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK TO part")
+                self._conn.execute("RELEASE part")
+                raise
+            self._conn.execute("RELEASE part")
+
     def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
@@ -199,12 +213,14 @@ class SqliteStore(StoreBackend):
         return [SlotRecord(*row) for row in rows]
 
     def put_slot(self, slot: SlotRecord) -> None:
+        self._writes += 1
         self._run(
             "INSERT OR REPLACE INTO slots (id, kind, label, params, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (slot.id, slot.kind, slot.label, slot.params, slot.wrapped, slot.created_at),
         )
 
     def delete_slot(self, slot_id: str) -> None:
+        self._writes += 1
         self._run("DELETE FROM slots WHERE id = ?", (slot_id,))
 
     # -- credentials -----------------------------------------------------------------------
@@ -220,6 +236,7 @@ class SqliteStore(StoreBackend):
         return [CredentialRecord(*row) for row in self._rows("SELECT id, name_index, rev, sealed FROM credentials")]
 
     def insert_credential(self, record: CredentialRecord) -> None:
+        self._writes += 1
         try:
             self._run(
                 "INSERT INTO credentials (id, name_index, rev, sealed) VALUES (?, ?, ?, ?)",
@@ -229,6 +246,7 @@ class SqliteStore(StoreBackend):
             raise ConflictError("a credential with that name already exists") from None
 
     def update_credential(self, record: CredentialRecord, expected_rev: int) -> None:
+        self._writes += 1
         try:
             cursor = self._run(
                 "UPDATE credentials SET name_index = ?, rev = ?, sealed = ? WHERE id = ? AND rev = ?",
@@ -240,6 +258,7 @@ class SqliteStore(StoreBackend):
             raise ConflictError("the credential changed while this edit was in progress; try again")
 
     def delete_credential(self, credential_id: str) -> None:
+        self._writes += 1
         with self.transaction():
             self._run("DELETE FROM versions WHERE credential_id = ?", (credential_id,))
             self._run("DELETE FROM credentials WHERE id = ?", (credential_id,))
@@ -254,11 +273,41 @@ class SqliteStore(StoreBackend):
         return [VersionRecord(*row) for row in rows]
 
     def put_version(self, record: VersionRecord) -> None:
+        self._writes += 1
         self._run(
             "INSERT OR REPLACE INTO versions (credential_id, version, sealed, created_at, retires_at) "
             "VALUES (?, ?, ?, ?, ?)",
             (record.credential_id, record.version, record.sealed, record.created_at, record.retires_at),
         )
+
+    # -- sealed records -----------------------------------------------------------------------
+    def list_records(self, kind: str) -> list[SealedRecord]:
+        return [SealedRecord(*row) for row in self._rows("SELECT id, rev, sealed FROM records WHERE kind = ?", (kind,))]
+
+    def get_record(self, kind: str, record_id: str) -> SealedRecord | None:
+        row = self._one("SELECT id, rev, sealed FROM records WHERE kind = ? AND id = ?", (kind, record_id))
+        return None if row is None else SealedRecord(*row)
+
+    def put_record(self, kind: str, record: SealedRecord, expected_rev: int | None) -> None:
+        self._writes += 1
+        if expected_rev is None:
+            try:
+                self._run("INSERT INTO records (kind, id, rev, sealed) VALUES (?, ?, ?, ?)",
+                          (kind, record.id, record.rev, record.sealed))
+            except sqlite3.IntegrityError:
+                raise ConflictError(f"a {kind} with id {record.id} already exists") from None
+            return
+        cursor = self._run("UPDATE records SET rev = ?, sealed = ? WHERE kind = ? AND id = ? AND rev = ?",
+                           (record.rev, record.sealed, kind, record.id, expected_rev))
+        if cursor.rowcount != 1:
+            raise ConflictError(f"the {kind} {record.id} changed meanwhile; try again")
+
+    def change_version(self) -> int:
+        """SQLite's ``data_version`` moves when *another* connection commits; our own
+        writes of credentials, versions and records are counted here. Our own audit
+        appends are not: a broker appends one per request and must keep its caches."""
+        with self._lock:
+            return (int(self._conn.execute("PRAGMA data_version").fetchone()[0]) << 32) + self._writes
 
     # -- audit --------------------------------------------------------------------------------
     def last_audit(self) -> AuditRecord | None:

@@ -23,6 +23,7 @@ from aegis_tui.core.errors import ConflictError
 from aegis_tui.core.store.base import (
     AuditRecord,
     CredentialRecord,
+    SealedRecord,
     SlotRecord,
     StoreBackend,
     VersionRecord,
@@ -314,6 +315,45 @@ class StoreContract:
         assert self.store.get_meta("half") is None
         assert self.store.get_credential("id-b") is None
 
+    # -- sealed records -------------------------------------------------------------------------------------
+    def test_records_insert_get_and_list_by_kind(self) -> None:
+        with self.store.transaction():
+            self.store.put_record("grant", SealedRecord("g1", 1, blob("g1")), expected_rev=None)
+            self.store.put_record("grant", SealedRecord("g2", 1, blob("g2")), expected_rev=None)
+            self.store.put_record("session", SealedRecord("g1", 1, blob("s1")), expected_rev=None)
+        assert sorted(self.store.list_records("grant")) == [SealedRecord("g1", 1, blob("g1")),
+                                                            SealedRecord("g2", 1, blob("g2"))]
+        assert self.store.get_record("session", "g1") == SealedRecord("g1", 1, blob("s1"))
+        assert self.store.get_record("session", "g2") is None
+        assert self.store.list_records("incident") == []
+
+    def test_inserting_a_record_id_twice_raises_conflict_and_keeps_the_first(self) -> None:
+        with self.store.transaction():
+            self.store.put_record("grant", SealedRecord("g1", 1, blob("first")), expected_rev=None)
+        with pytest.raises(ConflictError):
+            with self.store.transaction():
+                self.store.put_record("grant", SealedRecord("g1", 1, blob("second")), expected_rev=None)
+        assert self.store.get_record("grant", "g1") == SealedRecord("g1", 1, blob("first"))
+
+    def test_record_update_needs_the_current_revision(self) -> None:
+        with self.store.transaction():
+            self.store.put_record("grant", SealedRecord("g1", 1, blob("v1")), expected_rev=None)
+            self.store.put_record("grant", SealedRecord("g1", 2, blob("v2")), expected_rev=1)
+        with pytest.raises(ConflictError):
+            with self.store.transaction():
+                self.store.put_record("grant", SealedRecord("g1", 3, blob("stale")), expected_rev=1)
+        with pytest.raises(ConflictError):
+            with self.store.transaction():
+                self.store.put_record("grant", SealedRecord("nobody", 2, blob("x")), expected_rev=1)
+        assert self.store.get_record("grant", "g1") == SealedRecord("g1", 2, blob("v2"))
+
+    def test_change_version_changes_after_a_commit(self) -> None:
+        before = self.store.change_version()
+        with self.store.transaction():
+            self.store.put_record("grant", SealedRecord("g1", 1, blob("v1")), expected_rev=None)
+        after = self.store.change_version()
+        assert before == after == 0 or before != after
+
     # -- durability ----------------------------------------------------------------------------------------
     def test_committed_records_survive_a_reopen(self) -> None:
         with self.store.transaction():
@@ -322,12 +362,14 @@ class StoreContract:
             self.store.insert_credential(cred("a"))
             self.store.put_version(version("a", 1, retires_at=12.25))
             self.store.append_audit(audit(1))
+            self.store.put_record("grant", SealedRecord("g1", 1, blob("g1")), expected_rev=None)
         store = self.reopen()
         assert store.get_meta("vault_id") == "abc"
         assert store.list_slots() == [slot("s1")]
         assert store.list_credentials() == [cred("a")]
         assert store.list_versions("id-a") == [version("a", 1, retires_at=12.25)]
         assert list(store.iter_audit()) == [audit(1)]
+        assert store.list_records("grant") == [SealedRecord("g1", 1, blob("g1"))]
 
     def test_a_rolled_back_transaction_is_absent_after_a_reopen(self) -> None:
         with pytest.raises(Boom):

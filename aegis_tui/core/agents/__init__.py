@@ -1,0 +1,1 @@
+"""Agent sessions, access grants, and the policy that decides what an agent may see and use."""

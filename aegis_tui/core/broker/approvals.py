@@ -1,0 +1,110 @@
+"""Access requests waiting for a human, in the order they arrived.
+
+The requesting side never gets to answer: a decision only comes through ``decide``,
+which the app calls from its approval dialog (or an attached approver that proved it
+holds the vault key). A request nobody answers is denied after the timeout, with a
+message that tells the agent to ask its human.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from typing import NamedTuple
+
+from aegis_tui.core.agents.sessions import AgentSession
+from aegis_tui.core.broker.peer import PeerInfo
+from aegis_tui.core.models import Credential
+
+DEFAULT_APPROVAL_TIMEOUT = 120.0
+_CONTROL_PICTURES = {i: 0x2400 + i for i in range(32)} | {0x7F: 0x2421}
+
+
+def literal(text: str, limit: int = 500) -> str:
+    """Untrusted text (an agent's reason) made safe to show as-is: control characters
+    become their visible pictures (ESC shows as ␛), so nothing can move the cursor or
+    restyle the terminal, and markup is never interpreted by whoever displays it."""
+    cleaned = text.translate(_CONTROL_PICTURES)
+    cleaned = "".join(ch if ch.isprintable() else "\ufffd" for ch in cleaned)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+class Decision(NamedTuple):
+    allow: bool
+    uses: int | None = None  # 1: once; None: unlimited within the duration
+    ttl_seconds: float | None = None
+    for_session: bool = False
+    scopes: tuple[str, ...] = ()
+
+    @classmethod
+    def deny(cls) -> Decision:
+        return cls(False)
+
+
+class PendingRequest(NamedTuple):
+    id: int
+    created_at: float
+    deadline: float
+    peer: PeerInfo
+    session: AgentSession | None
+    credential: Credential
+    scopes: tuple[str, ...]
+    reason: str  # already passed through ``literal``
+    duration: int | None  # seconds the agent asked for
+    via: str  # the command it runs, already literal
+
+
+class ApprovalQueue:
+    """Pending requests and the futures their requesters wait on."""
+
+    def __init__(self, timeout: float = DEFAULT_APPROVAL_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._pending: dict[int, tuple[PendingRequest, asyncio.Future[Decision]]] = {}
+        self._numbers = itertools.count(1)
+        self._listeners: list[Callable[[], None]] = []
+        self.approver_attached = False
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Called (on the event loop) whenever a request arrives or leaves the queue."""
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _changed(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+
+    def pending(self) -> list[PendingRequest]:
+        return [request for request, _ in self._pending.values()]
+
+    def new_id(self) -> int:
+        return next(self._numbers)
+
+    async def ask(self, request: PendingRequest) -> Decision | None:
+        """Wait for a human; ``None`` when the timeout passed with no answer."""
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._pending[request.id] = (request, future)
+        self._changed()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.timeout)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self._pending.pop(request.id, None)
+            self._changed()
+
+    def decide(self, request_id: int, decision: Decision) -> bool:
+        """Answer a pending request; ``False`` when it is gone (timed out, client left)."""
+        entry = self._pending.get(request_id)
+        if entry is None or entry[1].done():
+            return False
+        entry[1].set_result(decision)
+        return True
+
+    def deny_all(self) -> None:
+        """The vault is locking or the app is closing: nobody is left to approve."""
+        for request_id in list(self._pending):
+            self.decide(request_id, Decision.deny())

@@ -1,0 +1,48 @@
+"""Where a vault's broker listens: a socket in a private per-user runtime folder.
+
+``$XDG_RUNTIME_DIR/aegis-vault/`` when the session has one (tmpfs, owned by the user,
+gone at logout), else ``/tmp/aegis-vault-UID/``. Either way the folder must be ours and
+0700, or we refuse: a folder another user controls could swap the socket for theirs.
+One socket per vault file, named by a hash of its real path, so several vaults (and
+parallel test runs) never meet.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from aegis_tui.core.crypto import sha256
+from aegis_tui.core.errors import VaultFileError
+
+
+def runtime_dir(create: bool = True) -> str:
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    folder = os.path.join(base, "aegis-vault") if base and os.path.isdir(base) else f"/tmp/aegis-vault-{os.getuid()}"
+    if create:
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        return folder
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise VaultFileError(
+            f"the broker folder {folder} is not a private folder of yours (it must be yours and mode 0700); "
+            "remove it and try again"
+        )
+    return folder
+
+
+def _stem(vault_path: str) -> str:
+    return sha256(os.path.realpath(vault_path).encode()).hex()[:20]
+
+
+def socket_path(vault_path: str, create: bool = False) -> str:
+    return os.path.join(runtime_dir(create), _stem(vault_path) + ".sock")
+
+
+def lock_path(vault_path: str) -> str:
+    return os.path.join(runtime_dir(True), _stem(vault_path) + ".lock")

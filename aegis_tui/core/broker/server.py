@@ -1,0 +1,224 @@
+"""The broker's transport: an asyncio Unix-socket server speaking ``protocol``.
+
+It owns everything about connections and nothing about decisions: the peer check
+(SO_PEERCRED; other uids are refused and audited), frame limits, idle and per-request
+timeouts, clients that vanish mid-request (their pending approval is withdrawn), and
+the binary masking stream ``aegis-vault run`` pipes a child's output through.
+One broker per vault: a lock file held for the server's lifetime says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import struct
+from typing import Any
+
+from aegis_tui.core.audit import Outcome, Risk
+from aegis_tui.core.broker.peer import PeerInfo, describe_process, peer_credentials
+from aegis_tui.core.broker.protocol import (
+    MAX_FRAME_BYTES,
+    ProtocolError,
+    Request,
+    decode_request,
+    encode_error,
+    encode_result,
+    request_id_of,
+)
+from aegis_tui.core.broker.runtime import lock_path, socket_path
+from aegis_tui.core.broker.service import BrokerService
+from aegis_tui.core.errors import AegisError, ConflictError, RefusedError
+
+IDLE_TIMEOUT = 30.0  # a connection that sends nothing for this long is closed
+REQUEST_TIMEOUT = 30.0  # any operation that does not wait for a human
+SWEEP_INTERVAL = 15.0
+_APPROVAL_OPS = {"get", "git.get"}
+STREAM_HEADER = struct.Struct(">cI")
+MAX_STREAM_FRAME = 1024 * 1024
+DATA, FLUSH, END, HITS = b"D", b"F", b"E", b"H"
+
+
+class BrokerServer:
+    """Serve one ``BrokerService`` on the vault's socket until ``close``."""
+
+    def __init__(self, service: BrokerService, vault_path: str) -> None:
+        self.service = service
+        self.vault_path = vault_path
+        self.socket_path = socket_path(vault_path, create=True)
+        self._server: asyncio.AbstractServer | None = None
+        self._lock_fd: int | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._connections: set[asyncio.Task[Any]] = set()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> None:
+        fd = os.open(lock_path(self.vault_path), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConflictError("a broker already serves this vault (the app or aegis-vault serve)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)  # stale: whoever made it no longer holds the lock
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._accept, self.socket_path,
+                                                           limit=MAX_FRAME_BYTES + 1, backlog=1024)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.socket_path, 0o600)
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def close(self) -> None:
+        self.service.approvals.deny_all()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+            self._server = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.socket_path)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            if self.service.vault.is_unlocked:
+                with contextlib.suppress(AegisError):
+                    self.service.sweep()
+
+    # -- connections -----------------------------------------------------------------------
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        pid, uid, _ = peer_credentials(writer.get_extra_info("socket"))
+        if uid != os.getuid():
+            self._refuse_stranger(pid, uid)
+            writer.write(encode_error(None, RefusedError("this broker only serves the user who runs it")))
+            await writer.drain()
+            return
+        peer = describe_process(pid, uid)
+        while True:
+            try:
+                line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT)
+            except asyncio.TimeoutError:
+                return
+            except (ValueError, asyncio.LimitOverrunError):
+                writer.write(encode_error(None, ProtocolError(f"request larger than {MAX_FRAME_BYTES} bytes")))
+                await writer.drain()
+                return  # the rest of that frame cannot be told from the next request
+            if not line.endswith(b"\n"):
+                return  # end of stream, possibly mid-request: nobody is left to answer
+            try:
+                request = decode_request(line)
+            except ProtocolError as error:
+                writer.write(encode_error(request_id_of(line), error))
+                await writer.drain()
+                continue
+            if request.op == "mask":
+                await self._mask_stream(request, peer, reader, writer)
+                return
+            writer.write(await self._answer(request, peer, reader))
+            await writer.drain()
+
+    async def _answer(self, request: Request, peer: PeerInfo, reader: asyncio.StreamReader) -> bytes:
+        waits_for_human = request.op in _APPROVAL_OPS
+        timeout = self.service.approvals.timeout + REQUEST_TIMEOUT if waits_for_human else REQUEST_TIMEOUT
+        handling = asyncio.ensure_future(self.service.handle(request, peer))
+        try:
+            if waits_for_human:
+                await self._unless_client_leaves(handling, reader, timeout)
+            return encode_result(request.id, await asyncio.wait_for(handling, timeout))
+        except AegisError as error:
+            return encode_error(request.id, error)
+        except asyncio.TimeoutError:
+            return encode_error(request.id, AegisError(f"{request.op} took longer than {int(timeout)} s"))
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as error:  # never a traceback, never a value: the type is enough to debug
+            return encode_error(request.id, AegisError(f"the broker failed on {request.op} ({type(error).__name__})"))
+
+    @staticmethod
+    async def _unless_client_leaves(handling: asyncio.Future[Any], reader: asyncio.StreamReader, timeout: float) -> None:
+        """While a request waits for a human, watch the connection: a client that hangs up
+        withdraws its request (the dialog goes away) instead of leaving it to time out."""
+        watching = asyncio.ensure_future(reader.read(1))
+        done, _ = await asyncio.wait({handling, watching}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if handling in done:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+            return
+        if watching in done and watching.result() == b"":
+            handling.cancel()
+            raise ConnectionError("the client left while waiting for approval")
+        # Otherwise the client sent more before its answer came: that byte is lost and its
+        # next request will be refused as malformed; this one carries on.
+
+    def _refuse_stranger(self, pid: int, uid: int) -> None:
+        vault = self.service.vault
+        with contextlib.suppress(AegisError):
+            vault.audit.append("broker.refused", vault.actor, outcome=Outcome.DENIED, risk=Risk.HIGH, target="broker",
+                               detail={"peer_pid": pid, "peer_uid": uid, "reason": "another user"})
+
+    # -- the masking stream ----------------------------------------------------------------------
+    async def _mask_stream(self, request: Request, peer: PeerInfo, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
+        """After ``mask``, frames of (type, length, bytes): the client sends its child's
+        output, the broker answers each frame with what may be shown. Values never leave
+        the broker this way: only masked text comes back."""
+        try:
+            masker = await asyncio.to_thread(self.service.masker)
+        except AegisError as error:
+            writer.write(encode_error(request.id, error))
+            return
+        stream = masker.stream()
+        writer.write(encode_result(request.id, {"max_frame": MAX_STREAM_FRAME}))
+        await writer.drain()
+        while True:
+            kind, length = STREAM_HEADER.unpack(await reader.readexactly(STREAM_HEADER.size))
+            if length > MAX_STREAM_FRAME:
+                return
+            payload = await reader.readexactly(length) if length else b""
+            if kind == DATA:
+                out = stream.feed(payload)
+            elif kind == FLUSH:
+                out = stream.flush()
+            elif kind == END:
+                tail = stream.flush()
+                hits = json.dumps(dict(stream.hits)).encode()
+                writer.write(STREAM_HEADER.pack(DATA, len(tail)) + tail + STREAM_HEADER.pack(HITS, len(hits)) + hits)
+                await writer.drain()
+                return
+            else:
+                return
+            writer.write(STREAM_HEADER.pack(DATA, len(out)) + out)
+            await writer.drain()

@@ -1,0 +1,302 @@
+"""The broker's decisions, independent of any transport.
+
+For every request: who is asking (the peer's process, and the agent session it belongs
+to: by process ancestry first, so an agent cannot leave its session by changing its
+environment, then by the session it names), what it may see (its session's context),
+whether a grant covers it, and if not, a human decision through the approval queue.
+Every decision is audited with the requesting process as the actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple, TypeVar
+
+from aegis_tui.core.actor import Actor
+from aegis_tui.core.agents.grants import Grant, Grants
+from aegis_tui.core.agents.policy import check_usable, list_visible, resolve_visible, visible
+from aegis_tui.core.agents.sessions import AgentSession, Sessions
+from aegis_tui.core.audit import Outcome, Risk
+from aegis_tui.core.broker.approvals import DEFAULT_APPROVAL_TIMEOUT, ApprovalQueue, PendingRequest, literal
+from aegis_tui.core.broker.peer import PeerInfo
+from aegis_tui.core.broker.protocol import Request
+from aegis_tui.core.credentials import Credentials
+from aegis_tui.core.errors import DeniedError, NotFoundError, RefusedError, UnlockError, UsageError
+from aegis_tui.core.models import Credential
+from aegis_tui.core.secret import Secret
+from aegis_tui.core.vault import Vault
+
+HEADLESS, APP = "headless", "app"
+T = TypeVar("T")
+_SESSION_FREE_OPS = {"hello"}
+
+
+class Caller(NamedTuple):
+    peer: PeerInfo
+    session: AgentSession | None
+    actor: Actor
+
+
+def credential_summary(credential: Credential, now: float) -> dict[str, Any]:
+    """What a client may know about a credential: never its value."""
+    return {"name": credential.name, "reference": credential.reference, "kind": str(credential.kind),
+            "service": credential.service, "context": credential.context, "tags": list(credential.tags),
+            "status": str(credential.status), "health": str(credential.health(now)), "url": credential.url}
+
+
+class BrokerService:
+    """Answers broker requests for one unlocked vault."""
+
+    def __init__(self, vault: Vault, *, mode: str = APP, approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT) -> None:
+        self.vault = vault
+        self.mode = mode
+        self.approvals = ApprovalQueue(approval_timeout)
+        self.approvals.approver_attached = mode == APP
+        self._grants = Grants(vault)
+        self._sessions: tuple[int, list[AgentSession]] | None = None
+        self._masker: tuple[int, Any] | None = None
+        self._batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self.requests_served = 0
+
+    # -- who is asking --------------------------------------------------------------------
+    def _all_sessions(self) -> list[AgentSession]:
+        version = self.vault.store.change_version()
+        if self._sessions is None or version == 0 or self._sessions[0] != version:
+            self._sessions = (version, Sessions(self.vault).list())
+        return self._sessions[1]
+
+    def _session_of(self, request: Request, peer: PeerInfo) -> AgentSession | None:
+        now = self.vault.clock()
+        ancestry = set(peer.ancestry)
+        bound = [s for s in self._all_sessions() if s.root_pid is not None and (s.root_pid, s.root_started) in ancestry]
+        if bound:
+            session = max(bound, key=lambda s: s.created_at)  # the innermost, if sessions nest
+            if request.session and request.session != session.id:
+                raise RefusedError(f"this process belongs to agent session {session.id}, not {literal(request.session, 40)}")
+        elif request.session:
+            session = next((s for s in self._all_sessions() if s.id == request.session), None)
+            if session is None:
+                raise NotFoundError(f"no agent session {literal(request.session, 40)}; see: aegis-vault session list")
+        else:
+            return None
+        state = session.state(now)
+        if state != "active":
+            raise RefusedError(f"agent session {session.id} has {state}; ask the human to start a new one")
+        return session
+
+    def _actor(self, peer: PeerInfo, session: AgentSession | None) -> Actor:
+        chain = peer.chain
+        return Actor(user=self.vault.actor.user, uid=peer.uid, pid=peer.pid, program=chain[0].name if chain else "?",
+                     parent_pid=chain[1].pid if len(chain) > 1 else 0, parent=chain[1].name if len(chain) > 1 else "",
+                     session_id=session.id if session else None)
+
+    # -- dispatch -----------------------------------------------------------------------------
+    async def handle(self, request: Request, peer: PeerInfo) -> dict[str, Any]:
+        if not self.vault.is_unlocked:
+            raise UnlockError("the vault is locked; unlock it in the aegis-vault app")
+        session = None if request.op in _SESSION_FREE_OPS else self._session_of(request, peer)
+        caller = Caller(peer, session, self._actor(peer, session))
+        handler: Callable[[dict[str, Any], Caller], Any] = getattr(self, "_op_" + request.op.replace(".", "_"))
+        result = handler(request.args, caller)
+        if isinstance(result, Awaitable):
+            result = await result
+        self.requests_served += 1
+        return result  # type: ignore[no-any-return]
+
+    # -- operations ------------------------------------------------------------------------------
+    def _op_hello(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        return {"protocol": 1, "vault_id": self.vault.vault_id, "mode": self.mode,
+                "approver": self.approvals.approver_attached, "pending": len(self.approvals.pending())}
+
+    def _op_list(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        now = self.vault.clock()
+        found = list_visible(Credentials(self.vault, caller.actor), caller.session)
+        return {"credentials": [credential_summary(c, now) for c in found]}
+
+    async def _op_get(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        credential = resolve_visible(Credentials(self.vault, caller.actor), args["ref"], caller.session)
+        value, grant = await self.obtain(credential, caller, scopes=tuple(args.get("scopes", ())),
+                                         reason=args.get("reason", ""), duration=args.get("duration"),
+                                         via=args.get("via", "aegis-vault get"))
+        return {"name": credential.name, "reference": credential.reference, "grant": grant.id,
+                "value_b64": base64.b64encode(value.reveal()).decode()}
+
+    async def obtain(self, credential: Credential, caller: Caller, *, scopes: tuple[str, ...], reason: str,
+                     duration: int | None, via: str) -> tuple[Secret, Grant]:
+        """The value, under a grant that covers it, asking the human if none does yet."""
+        try:
+            check_usable(credential, self.vault.clock())
+        except RefusedError as refusal:
+            self._audit(caller, "access.refused", credential, Risk.HIGH, Outcome.DENIED, reason=str(refusal))
+            raise
+        grant = self._grants.find(credential, caller.session.id if caller.session else None, scopes)
+        if grant is None:
+            grant = await self._ask(credential, caller, scopes, reason, duration, via)
+        def use() -> Secret:
+            Grants(self.vault, caller.actor).consume(grant)
+            return Credentials(self.vault, caller.actor).reveal(credential.name, purpose=literal(via, 120),
+                                                                grant=grant.id)
+
+        return await self._committed(use), grant
+
+    async def _committed(self, work: Callable[[], T]) -> T:
+        """Run ``work`` in a transaction shared with the other requests that arrived in
+        the same turn of the event loop: one disk sync and one signature of the audit
+        head for all of them, instead of one each (the sync dominates a request's cost).
+        Each request runs in its own savepoint, so one failing leaves the others whole."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._batch.append((work, future))
+        if len(self._batch) == 1:
+            asyncio.get_running_loop().call_soon(self._commit_batch)
+        return await future  # type: ignore[no-any-return]
+
+    def _commit_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            with self.vault.store.transaction(), self.vault.audit.signing_deferred():
+                for work, future in batch:
+                    try:
+                        with self.vault.store.savepoint():
+                            outcomes.append((future, work(), None))
+                    except Exception as error:  # noqa: BLE001 - handed to that request's caller
+                        outcomes.append((future, None, error))
+        except Exception as error:  # the commit itself failed: nothing of the batch happened
+            outcomes = [(future, None, error) for _, future in batch]
+        for future, result, error in outcomes:
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    async def _ask(self, credential: Credential, caller: Caller, scopes: tuple[str, ...], reason: str,
+                   duration: int | None, via: str) -> Grant:
+        now = self.vault.clock()
+        session = caller.session
+        pending = PendingRequest(
+            id=self.approvals.new_id(), created_at=now, deadline=now + self.approvals.timeout, peer=caller.peer,
+            session=session, credential=credential, scopes=scopes, reason=literal(reason),
+            duration=duration if duration and duration > 0 else None, via=literal(via, 200),
+        )
+        self._audit(caller, "access.request", credential, Risk.MEDIUM, request=pending.id, scopes=list(scopes),
+                    reason=pending.reason, via=pending.via, peer=caller.peer.to_dict())
+        decision = await self.approvals.ask(pending)
+        if decision is None:
+            self._audit(caller, "access.timeout", credential, Risk.MEDIUM, Outcome.DENIED, request=pending.id)
+            where = "" if self.approvals.approver_attached else " (no app is attached to this broker: start aegis-vault)"
+            raise DeniedError(f"no one approved access to {credential.name!r} within "
+                              f"{int(self.approvals.timeout)} s{where}; ask the human to approve it in aegis-vault")
+        if not decision.allow:
+            self._audit(caller, "access.deny", credential, Risk.MEDIUM, Outcome.DENIED, request=pending.id)
+            raise DeniedError(f"access to {credential.name!r} was denied by the vault's owner")
+        ttl = decision.ttl_seconds
+        if session is not None:
+            left = session.expires_at - self.vault.clock()
+            ttl = left if decision.for_session or ttl is None else min(ttl, left)
+        return Grants(self.vault).create(
+            credential=credential, context=session.context if session else credential.context,
+            session_id=session.id if session else None, scopes=decision.scopes or scopes, uses=decision.uses,
+            ttl_seconds=ttl, reason=pending.reason, created_by=f"approved in the app (request {pending.id})",
+        )
+
+    def _op_run_report(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        masked = {literal(name, 128): count for name, count in args.get("masked", {}).items()}
+        self.vault.audit.append(
+            "run", caller.actor, risk=Risk.MEDIUM if masked else Risk.LOW, target=literal(args["command"], 120),
+            detail={"credentials": [literal(name, 128) for name in args["credentials"]],
+                    "duration": round(float(args["duration"]), 3), "exit_code": args.get("exit_code"),
+                    "signal": args.get("signal"), "masked": masked},
+        )
+        return {}
+
+    def masker(self) -> Any:
+        """The masker over every active value of the vault, rebuilt after any change."""
+        from aegis_tui.core.redaction import Masker
+
+        version = self.vault.store.change_version()
+        if self._masker is None or version == 0 or self._masker[0] != version:
+            values = Credentials(self.vault).active_values()
+            self._masker = (version, Masker({name: [s.reveal() for s in secrets] for name, secrets in values.items()}))
+        return self._masker[1]
+
+    # -- sessions and grants ----------------------------------------------------------------------
+    def _op_session_start(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        root_pid = args.get("bind_pid")
+        started = None
+        if root_pid is not None:
+            started = dict(caller.peer.ancestry).get(root_pid)
+            if started is None:
+                raise UsageError("a session can only be bound to the requesting process or one of its parents")
+        if caller.session is not None and not caller.session.sees(args["context"]):
+            raise RefusedError(f"agent session {caller.session.id} cannot start a session outside its context")
+        session = Sessions(self.vault, caller.actor).start(args["context"], args["ttl"], label=args.get("label", ""),
+                                                           root_pid=root_pid, root_started=started)
+        return {"session": session.to_dict()}
+
+    def _op_session_end(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        if caller.session is not None and args["id"] != caller.session.id:
+            raise NotFoundError(f"no agent session {literal(args['id'], 40)}; see: aegis-vault session list")
+        session, revoked = Sessions(self.vault, caller.actor).end(args["id"])
+        return {"session": session.to_dict(), "grants_revoked": revoked}
+
+    def _op_session_list(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        sessions = self._all_sessions()
+        if caller.session is not None:
+            sessions = [s for s in sessions if s.id == caller.session.id]
+        now = self.vault.clock()
+        return {"sessions": [{**s.to_dict(), "state": s.state(now)} for s in sessions]}
+
+    def _op_grants_list(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        grants = self._grants.list(include_inactive=bool(args.get("all")))
+        if caller.session is not None:
+            grants = [g for g in grants if g.session_id == caller.session.id]
+        now = self.vault.clock()
+        return {"grants": [{**g.to_dict(), "state": g.state(now)} for g in grants]}
+
+    def _op_grants_revoke(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        grant = self._grants.get(args["id"])
+        if caller.session is not None and grant.session_id != caller.session.id:
+            raise NotFoundError(f"no grant {literal(args['id'], 40)}; see: aegis-vault grants list")
+        return {"grant": Grants(self.vault, caller.actor).revoke(grant.id, reason=args.get("reason", "")).to_dict()}
+
+    # -- git -----------------------------------------------------------------------------------------
+    def _git_credential(self, args: dict[str, Any], caller: Caller) -> tuple[Credential, Any]:
+        from aegis_tui.core.gitcred import GitRequest, best_match
+
+        request = GitRequest(args["protocol"], args["host"], args.get("path", ""), args.get("username", ""))
+        candidates = [(c, c.url) for c in Credentials(self.vault, caller.actor).list()
+                      if c.url and visible(c, caller.session)]
+        credential = best_match(candidates, request)
+        if credential is None:
+            where = f"{request.protocol}://{request.host}/{request.path}".rstrip("/")
+            raise NotFoundError(f"no credential for {literal(where, 200)}; add one with --url")
+        return credential, request
+
+    async def _op_git_get(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        credential, request = self._git_credential(args, caller)
+        where = f"{request.protocol}://{request.host}/{request.path}".rstrip("/")
+        value, grant = await self.obtain(credential, caller, scopes=(), reason=args.get("reason", ""), duration=None,
+                                         via=f"git credential for {where}")
+        username = credential.fields.get("username") or request.username or "x-access-token"
+        return {"name": credential.name, "username": username, "grant": grant.id,
+                "password_b64": base64.b64encode(value.reveal()).decode()}
+
+    def _op_git_erase(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        credential, request = self._git_credential(args, caller)
+        where = f"{request.protocol}://{request.host}/{request.path}".rstrip("/")
+        Credentials(self.vault, caller.actor).mark_failing(credential.name, via=f"git rejected it at {literal(where, 200)}")
+        return {"name": credential.name, "marked": True}
+
+    # -- upkeep ------------------------------------------------------------------------------------------
+    def sweep(self) -> int:
+        """End expired sessions (revoking their grants); returns how many ended."""
+        return len(Sessions(self.vault).end_expired())
+
+    def _audit(self, caller: Caller, operation: str, credential: Credential, risk: Risk,
+               outcome: Outcome = Outcome.OK, **detail: object) -> None:
+        self.vault.audit.append(operation, caller.actor, outcome=outcome, risk=risk, target=credential.name,
+                                context=credential.context, detail=detail)
