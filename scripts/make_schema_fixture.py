@@ -15,7 +15,9 @@ each one with today's code (migrating it), unlock it and read it back:
   and custom fields), ``deploy-key`` (a multi-line ssh_key), ``prod-db`` (rotated once:
   versions 1 and 2) and ``old-api-key`` (revoked);
 - audit entries for all of that, including a failed unlock written while locked, signed
-  over by the unlock that followed.
+  over by the unlock that followed;
+- from schema 2 on: an agent session (context ``acme/prod``, label ``fixture agent``,
+  7 days) and a grant of ``prod-db`` to it (scope ``db:read``, 3 uses, 1 hour).
 
 The clock and the actor are fixed so nothing about the machine that ran this lands in
 the file. Every key and passphrase here is a published test value: never reuse them.
@@ -35,6 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from aegis_tui.core.actor import Actor  # noqa: E402
+from aegis_tui.core.agents.grants import Grants  # noqa: E402
+from aegis_tui.core.agents.sessions import Sessions  # noqa: E402
 from aegis_tui.core.credentials import Credentials  # noqa: E402
 from aegis_tui.core.crypto import new_kdf_params  # noqa: E402
 from aegis_tui.core.errors import UnlockError  # noqa: E402
@@ -104,6 +108,9 @@ def build(path: str) -> None:
     else:  # pragma: no cover - would mean the vault accepts any passphrase
         raise SystemExit("a wrong passphrase unlocked the fixture vault")
     vault.unlock_with_env_key(ENV_KEY)
+    session = Sessions(vault).start("acme/prod", 7 * 86400, label="fixture agent")
+    Grants(vault).create(credential=Credentials(vault).find("prod-db"), session_id=session.id, scopes=["db:read"],
+                         uses=3, ttl_seconds=3600, reason="fixture grant")
     report = vault.audit.verify()
     if not report.ok or report.unsigned_tail:
         raise SystemExit(f"the fixture's audit chain does not verify: {report!r}")

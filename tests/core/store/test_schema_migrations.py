@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from aegis_tui.core.actor import Actor
+from aegis_tui.core.agents.grants import Grants
+from aegis_tui.core.agents.sessions import Sessions
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.errors import RefusedError, UnlockError, VaultFileError
 from aegis_tui.core.models import Kind, Status, VersionState
@@ -49,6 +51,7 @@ VALUES = {
 PROD_DB_V1 = "postgres://app:fixture-old-pw@db.invalid:5432/app"
 REVOKED_NAME = "old-api-key"
 AUDIT_OPERATIONS = ["init", "add", "add", "add", "add", "rotate", "read", "revoke", "unlock", "unlock"]
+LATER_OPERATIONS = {2: ["session.start", "grant.create"]}  # what fixtures from that schema on also hold
 ACTOR = Actor(user="tester", uid=1000, pid=1, program="pytest", parent_pid=0, parent="", session_id=None)
 
 
@@ -117,7 +120,8 @@ def test_old_vault_is_migrated_with_a_backup_and_reads_back(schema: int, tmp_pat
         assert not vault.is_unlocked
         locked_report = vault.audit.verify()
         assert locked_report.ok, locked_report.problems
-        assert locked_report.entries == len(AUDIT_OPERATIONS)
+        later = [op for version, ops in LATER_OPERATIONS.items() if schema >= version for op in ops]
+        assert locked_report.entries == len(AUDIT_OPERATIONS) + len(later)
         assert locked_report.unsigned_tail == 0
 
         vault.unlock_with_env_key(ENV_KEY)
@@ -139,12 +143,18 @@ def test_old_vault_is_migrated_with_a_backup_and_reads_back(schema: int, tmp_pat
         assert states == [(1, VersionState.PREVIOUS), (2, VersionState.CURRENT)]
         assert creds.versions("prod-db")[0].retires_at == ROTATED_AT + OVERLAP_SECONDS
 
+        if schema >= 2:
+            [session] = Sessions(vault).list()
+            assert (session.context, session.label) == ("acme/prod", "fixture agent")
+            [grant] = Grants(vault).list(include_inactive=True)
+            assert (grant.label, grant.session_id, grant.scopes, grant.uses_left) == ("prod-db", session.id,
+                                                                                      ("db:read",), 3)
         assert creds.find(REVOKED_NAME).status is Status.REVOKED
         with pytest.raises(RefusedError):
             creds.reveal(REVOKED_NAME)
 
         operations = [entry.operation for entry in vault.audit.entries()]
-        assert operations[: len(AUDIT_OPERATIONS)] == AUDIT_OPERATIONS
+        assert operations[: len(AUDIT_OPERATIONS) + len(later)] == AUDIT_OPERATIONS + later
         assert [e.outcome for e in vault.audit.entries() if e.operation == "unlock"][:2] == ["failed", "ok"]
         report = vault.audit.verify()
         assert report.ok, report.problems
