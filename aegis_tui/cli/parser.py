@@ -82,6 +82,7 @@ def _get(commands: Commands) -> None:
     get = commands.add_parser("get", help="print a credential's value, and nothing else")
     get.add_argument("name", help="NAME, CONTEXT/NAME or aegis://CONTEXT/NAME")
     get.add_argument("--version", type=int, dest="value_version", metavar="N", help="a specific version")
+    get.add_argument("--reason", default="", help="why, shown to the human who approves (through a broker)")
     _handler(get, f"{_CREDS}:get")
 
 
@@ -190,6 +191,83 @@ def _demo(commands: Commands) -> None:
              "aegis_tui.cli.commands.app:demo")
 
 
+_AGENTS = "aegis_tui.cli.commands.agents"
+
+
+def _serve(commands: Commands) -> None:
+    serve = commands.add_parser("serve", help="run the broker headless (daemons: standing grants only)")
+    serve.add_argument("--approval-timeout", metavar="DURATION",
+                       help="deny requests nobody answered after this long (default 120s)")
+    _handler(serve, f"{_AGENTS}:serve")
+
+
+def _session(commands: Commands) -> None:
+    session = commands.add_parser("session", help="agent sessions: start, exec, end, list")
+    actions = session.add_subparsers(dest="session_command", metavar="ACTION", required=True, parser_class=_Parser)
+    start = actions.add_parser("start", help="start a session; prints the export line for AEGIS_SESSION")
+    start.add_argument("--context", required=True, help="what the agent may see, e.g. acme/dev ('' for all)")
+    start.add_argument("--ttl", default="2h", help="how long it lasts (default 2h)")
+    start.add_argument("--label", default="", help="a name for the agent, shown in approvals")
+    _handler(start, f"{_AGENTS}:session_start")
+    run = actions.add_parser("exec", help="run an agent inside a new session that ends when it exits")
+    run.add_argument("--context", required=True)
+    run.add_argument("--ttl", default="2h")
+    run.add_argument("--label", default="")
+    run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    _handler(run, f"{_AGENTS}:session_exec")
+    end = actions.add_parser("end", help="end a session (default: $AEGIS_SESSION) and revoke its grants")
+    end.add_argument("id", nargs="?")
+    _handler(end, f"{_AGENTS}:session_end")
+    listing = actions.add_parser("list", help="active sessions")
+    listing.add_argument("--all", action="store_true", help="also ended and expired ones")
+    listing.add_argument("--json", action="store_true")
+    _handler(listing, f"{_AGENTS}:session_list")
+
+
+def _grants(commands: Commands) -> None:
+    grants = commands.add_parser("grants", help="access grants: list, add, revoke")
+    actions = grants.add_subparsers(dest="grants_command", metavar="ACTION", required=True, parser_class=_Parser)
+    listing = actions.add_parser("list", help="active grants")
+    listing.add_argument("--all", action="store_true", help="also revoked, expired and used-up ones")
+    listing.add_argument("--json", action="store_true")
+    _handler(listing, f"{_AGENTS}:grants_list")
+    add = actions.add_parser("add", help="a standing grant (needs the vault unlocked, never via the broker)")
+    add.add_argument("reference", nargs="?", help="NAME, CONTEXT/NAME or aegis://CONTEXT/NAME")
+    add.add_argument("--service", help="every credential of this service instead of one")
+    add.add_argument("--tag", help="every credential with this tag instead of one")
+    add.add_argument("--context", help="the context it applies in (default: the credential's)")
+    add.add_argument("--session", help="only for this agent session")
+    add.add_argument("--scope", action="append", default=[], help="a scope label such as repo:push (repeatable)")
+    add.add_argument("--uses", help="how many times (default: unlimited)")
+    add.add_argument("--ttl", help="how long, e.g. 1h or 30d (default: until revoked)")
+    add.add_argument("--reason", default="")
+    _handler(add, f"{_AGENTS}:grants_add")
+    revoke = actions.add_parser("revoke", help="end a grant now")
+    revoke.add_argument("id")
+    revoke.add_argument("--reason", default="")
+    _handler(revoke, f"{_AGENTS}:grants_revoke")
+
+
+def _run(commands: Commands) -> None:
+    run = commands.add_parser("run", help="run a command with credentials in its environment, output masked")
+    run.add_argument("--need", action="append", default=[], metavar="NAME[=ENV]",
+                     help="a credential to inject (repeatable); ENV defaults to the name in capitals")
+    run.add_argument("--env-file", metavar="FILE", help="an env template: KEY=aegis://context/name lines")
+    run.add_argument("--reason", default="", help="why, shown to the human who approves")
+    run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    _handler(run, "aegis_tui.cli.commands.run:run")
+
+
+def _project(commands: Commands) -> None:
+    project = commands.add_parser("project", help="the project file .aegis.toml")
+    actions = project.add_subparsers(dest="project_command", metavar="ACTION", required=True, parser_class=_Parser)
+    init = actions.add_parser("init", help="write .aegis.toml here: a context and variables -> credentials")
+    init.add_argument("--context", default="")
+    init.add_argument("--env", action="append", default=[], metavar="VARIABLE=NAME")
+    init.add_argument("--force", action="store_true", help="replace an existing .aegis.toml")
+    _handler(init, "aegis_tui.cli.commands.run:project_init")
+
+
 def _keygen(commands: Commands) -> None:
     _handler(commands.add_parser("keygen", help="print a new random AEGIS_VAULT_KEY"), f"{_VAULT}:keygen")
 
@@ -198,6 +276,7 @@ _COMMANDS = {
     "init": _init, "add": _add, "get": _get, "list": _list, "show": _show, "rotate": _rotate,
     "revoke": _revoke, "destroy": _destroy, "history": _history, "passwd": _passwd, "slots": _slots,
     "audit": _audit, "import-env": _import_env, "status": _status, "keygen": _keygen, "demo": _demo,
+    "serve": _serve, "session": _session, "grants": _grants, "run": _run, "project": _project,
 }
 _GLOBAL_WITH_VALUE = {"--passphrase-fd"}
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from datetime import datetime, timezone
+
 
 
 def printable(text: str) -> str:
@@ -28,12 +28,6 @@ def timestamp(seconds: float | None) -> str:
     if not seconds:
         return "-"
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def iso(seconds: float | None) -> str | None:
-    """ISO 8601 in UTC, to the second. ``strftime`` over ``gmtime`` is twice as fast as
-    ``datetime`` here, and ``list --json`` calls this 300k times at 100k credentials."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(seconds)) if seconds else None
 
 
 def relative(seconds: float, now: float) -> str:

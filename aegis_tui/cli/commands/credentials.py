@@ -7,10 +7,10 @@ import json
 import sys
 import time
 
-from aegis_tui.cli.render import emit, emit_json, iso, relative, table, timestamp
+from aegis_tui.cli.render import emit, emit_json, relative, table, timestamp
 from aegis_tui.cli.terminal import confirm, err, has_terminal, read_value
-from aegis_tui.cli.unlock import open_unlocked
-from aegis_tui.core.credentials import CredentialFilter, Credentials, gc_paused
+from aegis_tui.cli.unlock import open_agent_access, open_unlocked
+from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.errors import UsageError
 from aegis_tui.core.models import (
     Credential,
@@ -20,10 +20,9 @@ from aegis_tui.core.models import (
     parse_duration,
     parse_expiry,
     parse_kind,
-    parse_status,
-    validate_context,
 )
 from aegis_tui.core.secret import Secret
+from aegis_tui.core.summary import credential_summary, iso
 
 
 def _value(args: argparse.Namespace) -> Secret:
@@ -59,12 +58,22 @@ def add(args: argparse.Namespace) -> int:
 
 
 def get(args: argparse.Namespace) -> int:
-    with open_unlocked(args) as vault:
-        credentials = Credentials(vault)
-        credential = credentials.resolve(args.name)
-        value = credentials.reveal(credential.name, version=args.value_version)
-    if credential.status is Status.EXPOSED:
-        err(f"aegis-vault: warning: {credential.name!r} is marked exposed; rotate it")
+    """Through the broker when one runs (a grant or an approval), else unlocking here.
+    An old version (``--version``) is for the vault's owner: never through the broker."""
+    if args.value_version is not None:
+        with open_unlocked(args) as vault:
+            credentials = Credentials(vault)
+            credential = credentials.resolve(args.name)
+            name, value, status = credential.name, credentials.reveal(credential.name, version=args.value_version), \
+                str(credential.status)
+    else:
+        access = open_agent_access(args)
+        try:
+            name, value, status = access.get(args.name, reason=args.reason)
+        finally:
+            access.close()
+    if status == Status.EXPOSED:
+        err(f"aegis-vault: warning: {name!r} is marked exposed; rotate it")
     out = sys.stdout.buffer
     out.write(value.reveal())
     if sys.stdout.isatty():
@@ -73,61 +82,28 @@ def get(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(credential: Credential, now: float) -> dict[str, object]:
-    state, days = credential.rotation(now)
-    return {
-        "name": credential.name,
-        "reference": credential.reference,
-        "kind": str(credential.kind),
-        "service": credential.service,
-        "context": credential.context,
-        "tags": list(credential.tags),
-        "status": str(credential.status),
-        "rotation": str(state),
-        "rotation_days_left": days,
-        "rotation_period_days": credential.rotation_days,
-        "version": credential.current_version,
-        "expires": credential.expires,
-        "url": credential.url,
-        **_timestamps(credential),
-    }
-
-
-def _timestamps(credential: Credential) -> dict[str, str | None]:
-    """Formatted once per distinct moment: a credential never changed since it was added
-    has one moment three times (this runs 100k times in ``list --json``)."""
-    created = iso(credential.created_at)
-    updated = created if credential.updated_at == credential.created_at else iso(credential.updated_at)
-    rotated = created if credential.rotated_at == credential.created_at else iso(credential.rotated_at)
-    return {"created": created, "updated": updated, "rotated": rotated}
-
-
-def _rotation_text(credential: Credential, now: float) -> str:
-    state, days = credential.rotation(now)
-    if state is RotationState.NONE:
+def _rotation_text(summary: dict[str, object]) -> str:
+    state, days = summary["rotation"], summary["rotation_days_left"]
+    if state == RotationState.NONE:
         return "-"
-    if state is RotationState.OVERDUE:
-        return f"overdue {-days}d" if days is not None else "overdue"
+    if state == RotationState.OVERDUE:
+        return f"overdue {-days}d" if isinstance(days, int) else "overdue"
     return f"{state} {days}d"
 
 
 def list_credentials(args: argparse.Namespace) -> int:
-    where = CredentialFilter(
-        context=validate_context(args.context) if args.context else None,
-        service=args.service,
-        status=parse_status(args.status) if args.status else None,
-        kind=parse_kind(args.kind) if args.kind else None,
-    )
-    with open_unlocked(args) as vault:
-        found = Credentials(vault).list(where)
-    now = time.time()
-    with gc_paused():  # 100k summaries allocate as much as the decoding did
-        if args.json:
-            sys.stdout.write(json.dumps([_summary(c, now) for c in found]) + "\n")
-            return 0
-        rows = [[c.name, c.service or "-", str(c.kind), c.context or "-", str(c.status), _rotation_text(c, now),
-                 f"v{c.current_version}"] for c in found]
-        emit(table(["NAME", "SERVICE", "KIND", "CONTEXT", "STATUS", "ROTATION", "VERSION"], rows))
+    where = {"context": args.context, "service": args.service, "status": args.status, "kind": args.kind}
+    access = open_agent_access(args)
+    try:
+        found = access.list(where)
+    finally:
+        access.close()
+    if args.json:
+        sys.stdout.write(json.dumps(found) + "\n")
+        return 0
+    rows = [[c["name"], c["service"] or "-", c["kind"], c["context"] or "-", c["status"], _rotation_text(c),
+             f"v{c['version']}"] for c in found]
+    emit(table(["NAME", "SERVICE", "KIND", "CONTEXT", "STATUS", "ROTATION", "VERSION"], rows))
     return 0
 
 
@@ -141,7 +117,7 @@ def _with_versions(args: argparse.Namespace) -> tuple[Credential, list[VersionIn
 def show(args: argparse.Namespace) -> int:
     credential, versions = _with_versions(args)
     now = time.time()
-    summary = _summary(credential, now) | {"notes": credential.notes, "fields": dict(credential.fields),
+    summary = credential_summary(credential, now) | {"notes": credential.notes, "fields": dict(credential.fields),
                                            "versions": len(versions)}
     if args.json:
         emit_json(summary)

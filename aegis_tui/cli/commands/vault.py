@@ -7,7 +7,7 @@ import os
 import sys
 from collections import Counter
 
-from aegis_tui.cli.render import emit, emit_json, iso, table, timestamp
+from aegis_tui.cli.render import emit, emit_json, table, timestamp
 from aegis_tui.cli.terminal import err, prompt_new_secret, read_stdin_secret
 from aegis_tui.cli.unlock import open_unlocked, open_vault, unlock
 from aegis_tui.core.crypto import KdfParams, calibrate_kdf, new_kdf_params
@@ -15,6 +15,7 @@ from aegis_tui.core.errors import UsageError
 from aegis_tui.core.paths import vault_path
 from aegis_tui.core.secret import Secret
 from aegis_tui.core.slots import ENV_KEY_VARIABLE, SlotKind, env_slot_key, new_env_key
+from aegis_tui.core.summary import iso
 
 # Tests and throwaway demo vaults only: a KDF this cheap offers no protection against
 # guessing. It is announced on stderr each time and shows in `slots list`.
@@ -129,6 +130,7 @@ def status(args: argparse.Namespace) -> int:
             now = vault.clock()
             info["rotation"] = dict(Counter(str(c.rotation(now)[0]) for c in found))
             info["checked_at"] = iso(now)
+    info["broker"] = broker_status()
     if args.json:
         emit_json(info)
         return 0
@@ -137,6 +139,22 @@ def status(args: argparse.Namespace) -> int:
             ", ".join(value) if isinstance(value, list) else str(value))
         emit(f"{key:<14} {text}")
     return 0
+
+
+def broker_status() -> str:
+    """Whether a broker serves this vault, asked of the broker itself."""
+    from aegis_tui.core.broker.client import BrokerClient
+
+    try:
+        client = BrokerClient.connect(str(vault_path()))
+        if client is None:
+            return "not running"
+        with client:
+            hello = client.call("hello", timeout=5)
+    except Exception as error:  # noqa: BLE001 - status reports, it does not fail
+        return f"unreachable ({type(error).__name__})"
+    pending = f", {hello['pending']} pending" if hello.get("pending") else ""
+    return f"running ({hello.get('mode')}{pending})"
 
 
 def keygen(args: argparse.Namespace) -> int:

@@ -8,8 +8,9 @@ message a missing one gets: a session cannot probe for names outside its context
 from __future__ import annotations
 
 from aegis_tui.core.agents.sessions import AgentSession
-from aegis_tui.core.credentials import Credentials
+from aegis_tui.core.credentials import CredentialFilter, Credentials
 from aegis_tui.core.errors import NotFoundError, RefusedError
+from aegis_tui.core.gitcred import GitRequest
 from aegis_tui.core.models import Credential
 
 
@@ -17,8 +18,21 @@ def visible(credential: Credential, session: AgentSession | None) -> bool:
     return session is None or session.sees(credential.context)
 
 
-def list_visible(credentials: Credentials, session: AgentSession | None) -> list[Credential]:
-    return [credential for credential in credentials.list() if visible(credential, session)]
+def list_visible(credentials: Credentials, session: AgentSession | None,
+                 where: CredentialFilter | None = None) -> list[Credential]:
+    return [credential for credential in credentials.list(where) if visible(credential, session)]
+
+
+def parse_filter(args: dict[str, str | None]) -> CredentialFilter:
+    """A listing filter from user input (the command line's options, a broker request)."""
+    from aegis_tui.core.models import parse_kind, parse_status, validate_context
+
+    return CredentialFilter(
+        context=validate_context(args["context"]) if args.get("context") else None,
+        service=args.get("service") or None,
+        status=parse_status(args["status"]) if args.get("status") else None,
+        kind=parse_kind(args["kind"]) if args.get("kind") else None,
+    )
 
 
 def resolve_visible(credentials: Credentials, reference: str, session: AgentSession | None) -> Credential:
@@ -29,6 +43,22 @@ def resolve_visible(credentials: Credentials, reference: str, session: AgentSess
     if not visible(credential, session):
         raise NotFoundError(f"no credential matches {reference!r}; see: aegis-vault list")
     return credential
+
+
+def resolve_git(credentials: Credentials, session: AgentSession | None, request: GitRequest) -> Credential:
+    """The credential whose URL field best matches what git asks for, among those the
+    session can see."""
+    from aegis_tui.core.gitcred import best_match
+
+    candidates = [(c, c.url) for c in credentials.list() if c.url and visible(c, session)]
+    credential = best_match(candidates, request)
+    if credential is None:
+        raise NotFoundError(f"no credential for {git_location(request)}; add one with: aegis-vault add NAME --url URL")
+    return credential
+
+
+def git_location(request: GitRequest) -> str:
+    return f"{request.protocol}://{request.host}/{request.path}".rstrip("/")
 
 
 def check_usable(credential: Credential, now: float) -> None:

@@ -68,6 +68,34 @@ def validate_session_id(raw: str) -> str:
     return raw
 
 
+def session_for(
+    sessions: list[AgentSession],
+    declared: str | None,
+    ancestry: tuple[tuple[int, int], ...],
+    now: float,
+) -> AgentSession | None:
+    """The session a process acts in: the one bound to it or an ancestor (pid and start
+    time), else the one it names in ``AEGIS_SESSION``, else none. A session that has
+    ended or expired refuses, rather than leaving its agent unconfined."""
+    chain = set(ancestry)
+    bound = [s for s in sessions if s.root_pid is not None and (s.root_pid, s.root_started) in chain]
+    if bound:
+        session = max(bound, key=lambda s: s.created_at)  # the innermost, if sessions nest
+        if declared and declared != session.id:
+            raise RefusedError(f"this process belongs to agent session {session.id}, not the one it names")
+    elif declared:
+        found = [s for s in sessions if s.id == declared]
+        if not found:
+            raise NotFoundError("no such agent session (AEGIS_SESSION); see: aegis-vault session list")
+        session = found[0]
+    else:
+        return None
+    state = session.state(now)
+    if state != "active":
+        raise RefusedError(f"agent session {session.id} has {state}; ask the human to start a new one")
+    return session
+
+
 class Sessions:
     """Start, list and end the agent sessions of one unlocked vault."""
 

@@ -26,7 +26,7 @@ _STR, _INT, _BOOL, _STRS, _NUM, _OPT_INT, _COUNTS = "str", "int", "bool", "strs"
 # op -> {argument: (type, required)}
 OPERATIONS: dict[str, dict[str, tuple[str, bool]]] = {
     "hello": {},
-    "list": {},
+    "list": {"context": (_STR, False), "service": (_STR, False), "status": (_STR, False), "kind": (_STR, False)},
     "get": {"ref": (_STR, True), "scopes": (_STRS, False), "reason": (_STR, False), "duration": (_INT, False),
             "via": (_STR, False)},
     "run.report": {"command": (_STR, True), "credentials": (_STRS, True), "duration": (_NUM, True),

@@ -44,9 +44,10 @@ DATA, FLUSH, END, HITS = b"D", b"F", b"E", b"H"
 class BrokerServer:
     """Serve one ``BrokerService`` on the vault's socket until ``close``."""
 
-    def __init__(self, service: BrokerService, vault_path: str) -> None:
+    def __init__(self, service: BrokerService, vault_path: str, *, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.service = service
         self.vault_path = vault_path
+        self.idle_timeout = idle_timeout
         self.socket_path = socket_path(vault_path, create=True)
         self._server: asyncio.AbstractServer | None = None
         self._lock_fd: int | None = None
@@ -128,7 +129,7 @@ class BrokerServer:
         peer = describe_process(pid, uid)
         while True:
             try:
-                line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT)
+                line = await asyncio.wait_for(reader.readline(), self.idle_timeout)
             except asyncio.TimeoutError:
                 return
             except (ValueError, asyncio.LimitOverrunError):

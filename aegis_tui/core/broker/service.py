@@ -16,16 +16,25 @@ from typing import Any, NamedTuple, TypeVar
 
 from aegis_tui.core.actor import Actor
 from aegis_tui.core.agents.grants import Grant, Grants
-from aegis_tui.core.agents.policy import check_usable, list_visible, resolve_visible, visible
-from aegis_tui.core.agents.sessions import AgentSession, Sessions
+from aegis_tui.core.agents.policy import (
+    check_usable,
+    git_location,
+    list_visible,
+    parse_filter,
+    resolve_git,
+    resolve_visible,
+)
+from aegis_tui.core.agents.sessions import AgentSession, Sessions, session_for
 from aegis_tui.core.audit import Outcome, Risk
 from aegis_tui.core.broker.approvals import DEFAULT_APPROVAL_TIMEOUT, ApprovalQueue, PendingRequest, literal
 from aegis_tui.core.broker.peer import PeerInfo
 from aegis_tui.core.broker.protocol import Request
 from aegis_tui.core.credentials import Credentials
+from aegis_tui.core.gitcred import GitRequest
 from aegis_tui.core.errors import DeniedError, NotFoundError, RefusedError, UnlockError, UsageError
 from aegis_tui.core.models import Credential
 from aegis_tui.core.secret import Secret
+from aegis_tui.core.summary import credential_summary
 from aegis_tui.core.vault import Vault
 
 HEADLESS, APP = "headless", "app"
@@ -39,11 +48,13 @@ class Caller(NamedTuple):
     actor: Actor
 
 
-def credential_summary(credential: Credential, now: float) -> dict[str, Any]:
-    """What a client may know about a credential: never its value."""
-    return {"name": credential.name, "reference": credential.reference, "kind": str(credential.kind),
-            "service": credential.service, "context": credential.context, "tags": list(credential.tags),
-            "status": str(credential.status), "health": str(credential.health(now)), "url": credential.url}
+def _git_request(args: dict[str, Any]) -> GitRequest:
+    return GitRequest(args["protocol"].lower(), args["host"].lower(), args.get("path", ""), args.get("username", ""))
+
+
+def git_username(credential: Credential, request: GitRequest) -> str:
+    """A token usually needs some user name; git hosts accept any for tokens."""
+    return credential.fields.get("username") or request.username or "x-access-token"
 
 
 class BrokerService:
@@ -68,23 +79,7 @@ class BrokerService:
         return self._sessions[1]
 
     def _session_of(self, request: Request, peer: PeerInfo) -> AgentSession | None:
-        now = self.vault.clock()
-        ancestry = set(peer.ancestry)
-        bound = [s for s in self._all_sessions() if s.root_pid is not None and (s.root_pid, s.root_started) in ancestry]
-        if bound:
-            session = max(bound, key=lambda s: s.created_at)  # the innermost, if sessions nest
-            if request.session and request.session != session.id:
-                raise RefusedError(f"this process belongs to agent session {session.id}, not {literal(request.session, 40)}")
-        elif request.session:
-            session = next((s for s in self._all_sessions() if s.id == request.session), None)
-            if session is None:
-                raise NotFoundError(f"no agent session {literal(request.session, 40)}; see: aegis-vault session list")
-        else:
-            return None
-        state = session.state(now)
-        if state != "active":
-            raise RefusedError(f"agent session {session.id} has {state}; ask the human to start a new one")
-        return session
+        return session_for(self._all_sessions(), request.session, peer.ancestry, self.vault.clock())
 
     def _actor(self, peer: PeerInfo, session: AgentSession | None) -> Actor:
         chain = peer.chain
@@ -112,7 +107,7 @@ class BrokerService:
 
     def _op_list(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
         now = self.vault.clock()
-        found = list_visible(Credentials(self.vault, caller.actor), caller.session)
+        found = list_visible(Credentials(self.vault, caller.actor), caller.session, parse_filter(args))
         return {"credentials": [credential_summary(c, now) for c in found]}
 
     async def _op_get(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
@@ -121,7 +116,7 @@ class BrokerService:
                                          reason=args.get("reason", ""), duration=args.get("duration"),
                                          via=args.get("via", "aegis-vault get"))
         return {"name": credential.name, "reference": credential.reference, "grant": grant.id,
-                "value_b64": base64.b64encode(value.reveal()).decode()}
+                "status": str(credential.status), "value_b64": base64.b64encode(value.reveal()).decode()}
 
     async def obtain(self, credential: Credential, caller: Caller, *, scopes: tuple[str, ...], reason: str,
                      duration: int | None, via: str) -> tuple[Secret, Grant]:
@@ -264,32 +259,20 @@ class BrokerService:
         return {"grant": Grants(self.vault, caller.actor).revoke(grant.id, reason=args.get("reason", "")).to_dict()}
 
     # -- git -----------------------------------------------------------------------------------------
-    def _git_credential(self, args: dict[str, Any], caller: Caller) -> tuple[Credential, Any]:
-        from aegis_tui.core.gitcred import GitRequest, best_match
-
-        request = GitRequest(args["protocol"], args["host"], args.get("path", ""), args.get("username", ""))
-        candidates = [(c, c.url) for c in Credentials(self.vault, caller.actor).list()
-                      if c.url and visible(c, caller.session)]
-        credential = best_match(candidates, request)
-        if credential is None:
-            where = f"{request.protocol}://{request.host}/{request.path}".rstrip("/")
-            raise NotFoundError(f"no credential for {literal(where, 200)}; add one with --url")
-        return credential, request
-
     async def _op_git_get(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        credential, request = self._git_credential(args, caller)
-        where = f"{request.protocol}://{request.host}/{request.path}".rstrip("/")
+        request = _git_request(args)
+        credential = resolve_git(Credentials(self.vault, caller.actor), caller.session, request)
         value, grant = await self.obtain(credential, caller, scopes=(), reason=args.get("reason", ""), duration=None,
-                                         via=f"git credential for {where}")
-        username = credential.fields.get("username") or request.username or "x-access-token"
-        return {"name": credential.name, "username": username, "grant": grant.id,
+                                         via=f"git credential for {git_location(request)}")
+        return {"name": credential.name, "username": git_username(credential, request), "grant": grant.id,
                 "password_b64": base64.b64encode(value.reveal()).decode()}
 
     def _op_git_erase(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        credential, request = self._git_credential(args, caller)
-        where = f"{request.protocol}://{request.host}/{request.path}".rstrip("/")
-        Credentials(self.vault, caller.actor).mark_failing(credential.name, via=f"git rejected it at {literal(where, 200)}")
-        return {"name": credential.name, "marked": True}
+        request = _git_request(args)
+        credentials = Credentials(self.vault, caller.actor)
+        credential = resolve_git(credentials, caller.session, request)
+        credentials.mark_failing(credential.name, via=f"git rejected it at {literal(git_location(request), 200)}")
+        return {"name": credential.name}
 
     # -- upkeep ------------------------------------------------------------------------------------------
     def sweep(self) -> int:

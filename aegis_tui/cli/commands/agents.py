@@ -1,0 +1,202 @@
+"""``serve``, ``session start|exec|end|list``, ``grants list|add|revoke``: agent access."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from aegis_tui.cli.render import emit, emit_json, relative, table, timestamp
+from aegis_tui.cli.terminal import err
+from aegis_tui.cli.unlock import open_agent_access, open_unlocked
+from aegis_tui.core.errors import UsageError
+from aegis_tui.core.models import parse_duration
+from aegis_tui.core.paths import vault_path
+
+DEFAULT_SESSION_TTL = "2h"
+
+
+# -- serve ----------------------------------------------------------------------------------------
+def serve(args: argparse.Namespace) -> int:
+    """A headless broker: standing grants are served; new requests wait for an app."""
+    import asyncio
+
+    from aegis_tui.core.broker.server import BrokerServer
+    from aegis_tui.core.broker.service import HEADLESS, BrokerService
+
+    timeout = float(parse_duration(args.approval_timeout)) if args.approval_timeout else None
+    vault = open_unlocked(args)
+
+    async def run() -> None:
+        service = BrokerService(vault, mode=HEADLESS, **({"approval_timeout": timeout} if timeout else {}))
+        server = BrokerServer(service, str(vault_path()))
+        await server.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, stop.set)
+        err(f"aegis-vault: broker serving {vault_path()} (headless: only standing grants; "
+            "new requests wait for the app); stop with Ctrl-C")
+        try:
+            await stop.wait()
+        finally:
+            await server.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        vault.close()
+    err("aegis-vault: broker stopped")
+    return 0
+
+
+# -- sessions ----------------------------------------------------------------------------------------
+def _ttl(raw: str) -> int:
+    seconds = parse_duration(raw)
+    if seconds <= 0:
+        raise UsageError("--ttl must be positive, like 30m or 2h")
+    return seconds
+
+
+def session_start(args: argparse.Namespace) -> int:
+    access = open_agent_access(args)
+    try:
+        session = access.start_session(args.context, _ttl(args.ttl), args.label or "", None)
+    finally:
+        access.close()
+    sys.stdout.write(f"export AEGIS_SESSION={session['id']}\n")
+    err(f"aegis-vault: agent session {session['id']} in context {session['context'] or '(all)'} "
+        f"ends {timestamp(session['expires_at'])}; run: eval \"$(aegis-vault session start ...)\"")
+    return 0
+
+
+def session_exec(args: argparse.Namespace) -> int:
+    """Run the agent in a new session bound to this process: the agent and everything it
+    starts belong to the session whatever their environment says; the session ends (and
+    its grants with it) when the agent exits."""
+    import subprocess
+
+    command = _command(args.command)
+    label = args.label or os.path.basename(command[0])
+    access = open_agent_access(args)
+    try:
+        session = access.start_session(args.context, _ttl(args.ttl), label, os.getpid())
+    finally:
+        access.close()
+    env = {**os.environ, "AEGIS_SESSION": session["id"]}
+    err(f"aegis-vault: agent session {session['id']} ({session['context'] or 'all contexts'}) for: {label}")
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's ^C is for the agent
+    try:
+        try:
+            child = subprocess.Popen(command, env=env)
+        except FileNotFoundError:
+            raise UsageError(f"command not found: {command[0]}") from None
+        code = child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        access = open_agent_access(args)
+        try:
+            _, revoked = access.end_session(session["id"])
+        finally:
+            access.close()
+        err(f"aegis-vault: agent session {session['id']} ended; {revoked} grant(s) revoked")
+    return code if code >= 0 else 128 - code
+
+
+def _command(raw: list[str]) -> list[str]:
+    command = raw[1:] if raw[:1] == ["--"] else raw
+    if not command:
+        raise UsageError("give the command to run after --, e.g. aegis-vault session exec --context acme/dev -- claude")
+    return command
+
+
+def session_end(args: argparse.Namespace) -> int:
+    session_id = args.id or os.environ.get("AEGIS_SESSION")
+    if not session_id:
+        raise UsageError("name the session to end (or set AEGIS_SESSION); see: aegis-vault session list")
+    access = open_agent_access(args)
+    try:
+        session, revoked = access.end_session(session_id)
+    finally:
+        access.close()
+    err(f"aegis-vault: agent session {session['id']} ended; {revoked} grant(s) revoked")
+    return 0
+
+
+def session_list(args: argparse.Namespace) -> int:
+    import time
+
+    access = open_agent_access(args)
+    try:
+        sessions = access.sessions()
+    finally:
+        access.close()
+    if not args.all:
+        sessions = [s for s in sessions if s["state"] == "active"]
+    if args.json:
+        emit_json(sessions)
+        return 0
+    now = time.time()
+    rows = [[s["id"], s["context"] or "(all)", s["label"] or "-", s["state"], relative(s["expires_at"], now),
+             "pid " + str(s["root_pid"]) if s["root_pid"] else "AEGIS_SESSION"] for s in sessions]
+    emit(table(["SESSION", "CONTEXT", "LABEL", "STATE", "ENDS", "BOUND TO"], rows))
+    return 0
+
+
+# -- grants ------------------------------------------------------------------------------------------
+def grants_list(args: argparse.Namespace) -> int:
+    import time
+
+    access = open_agent_access(args)
+    try:
+        grants = access.grants(args.all)
+    finally:
+        access.close()
+    if args.json:
+        emit_json(grants)
+        return 0
+    now = time.time()
+    rows = [[g["id"], g["label"], g["context"] or "(all)", g["session_id"] or "standing",
+             ",".join(g["scopes"]) or "any", "∞" if g["uses_left"] is None else str(g["uses_left"]),
+             "never" if g["expires_at"] is None else relative(g["expires_at"], now), g["state"]] for g in grants]
+    emit(table(["GRANT", "CREDENTIAL", "CONTEXT", "SESSION", "SCOPES", "USES", "EXPIRES", "STATE"], rows))
+    return 0
+
+
+def grants_add(args: argparse.Namespace) -> int:
+    """Standing grants are made by someone who can unlock the vault, never through the
+    broker: an agent must not be able to grant itself access."""
+    from aegis_tui.core.agents.grants import Grants
+    from aegis_tui.core.credentials import Credentials
+
+    selector = f"service:{args.service}" if args.service else f"tag:{args.tag}" if args.tag else ""
+    if bool(args.reference) == bool(selector):
+        raise UsageError("grant either one credential (NAME) or a selector (--service NAME or --tag NAME)")
+    uses = None if args.uses in (None, "unlimited") else _positive(args.uses)
+    ttl = parse_duration(args.ttl) if args.ttl else None
+    with open_unlocked(args) as vault:
+        credential = Credentials(vault).resolve(args.reference) if args.reference else None
+        grant = Grants(vault).create(credential=credential, selector=selector, context=args.context or "",
+                                     session_id=args.session, scopes=args.scope, uses=uses,
+                                     ttl_seconds=ttl or None, reason=args.reason)
+    sys.stdout.write(grant.id + "\n")
+    err(f"aegis-vault: granted {grant.label} ({'session ' + grant.session_id if grant.session_id else 'standing'})")
+    return 0
+
+
+def _positive(raw: str) -> int:
+    if not raw.isdigit() or int(raw) <= 0:
+        raise UsageError("--uses is a positive number or 'unlimited'")
+    return int(raw)
+
+
+def grants_revoke(args: argparse.Namespace) -> int:
+    access = open_agent_access(args)
+    try:
+        grant = access.revoke_grant(args.id, args.reason)
+    finally:
+        access.close()
+    err(f"aegis-vault: grant {grant['id']} for {grant['label']} revoked")
+    return 0
+
