@@ -10,9 +10,21 @@ import sys
 from importlib import import_module
 
 
-def main(argv: list[str] | None = None) -> int:
-    from aegis_tui.cli.parser import build_parser, refused_secret_flag
+_SECRET_FLAGS = ("--value", "--secret", "--password", "--passphrase", "--token", "--key")
 
+
+def refused_secret_flag(argv: list[str]) -> str | None:
+    """The first ``--value``-style argument, if any, so it can be refused by name."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        flag = arg.split("=", 1)[0]
+        if flag in _SECRET_FLAGS:
+            return flag
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args_list
     flag = refused_secret_flag(args_list)
@@ -22,12 +34,8 @@ def main(argv: list[str] | None = None) -> int:
             "and the process list; pipe it on stdin or type it at the hidden prompt\n"
         )
         return 2
-    parser = build_parser(args_list)
-    args = parser.parse_args(args_list)
-    module_name, function_name = args.handler.split(":")
     try:
-        handler = getattr(import_module(module_name), function_name)
-        return int(handler(args) or 0)
+        return _dispatch(args_list)
     except KeyboardInterrupt:
         sys.stderr.write("aegis-vault: interrupted; nothing was changed\n")
         return 130
@@ -37,6 +45,21 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         return _report(error)
+
+
+def _dispatch(args_list: list[str]) -> int:
+    if len(args_list) == 2 and args_list[0] == "get" and not args_list[1].startswith("-"):
+        # The call agents make in loops: straight to a running broker, no parser.
+        from aegis_tui.cli.commands.get import get_through_broker
+
+        code = get_through_broker(args_list[1])
+        if code is not None:
+            return code
+    from aegis_tui.cli.parser import build_parser
+
+    args = build_parser(args_list).parse_args(args_list)
+    module_name, function_name = args.handler.split(":")
+    return int(getattr(import_module(module_name), function_name)(args) or 0)
 
 
 def _report(error: Exception) -> int:

@@ -8,13 +8,13 @@ takes a secret value: values come from a hidden prompt or stdin (see ``terminal.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from typing import TYPE_CHECKING, NoReturn
 
 from aegis_tui import __version__
 from aegis_tui.core.errors import EXIT_CODES
 
-_SECRET_FLAGS = ("--value", "--secret", "--password", "--passphrase", "--token", "--key")
 
 _EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items()) + (
     "\n\nSecret values are never taken as arguments: pipe them on stdin or type them at the"
@@ -23,11 +23,24 @@ _EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning
 )
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse builds a formatter for every ``add_argument`` (to check it), and each one
+    imports ``shutil`` and asks the terminal for its width: ~5 ms of a ``get`` that
+    prints no help. ``$COLUMNS`` (or 100) is plenty for help text."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        columns = os.environ.get("COLUMNS", "")
+        super().__init__(prog, indent_increment, max_help_position,
+                         width or (int(columns) - 2 if columns.isdigit() else 98))
+
+
 class _Parser(argparse.ArgumentParser):
     """Errors never echo unexpected arguments: a stray argument may well be a secret."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> NoReturn:
@@ -37,17 +50,6 @@ class _Parser(argparse.ArgumentParser):
             message = re.sub(r"(invalid choice|invalid \w+ value): .*?(?= \(choose from|$)",
                              r"\1 (not shown, in case it is a secret)", message, flags=re.S)
         self.exit(2, f"aegis-vault: {message}; see: {self.prog} --help\n")
-
-
-def refused_secret_flag(argv: list[str]) -> str | None:
-    """The first ``--value``-style argument, if any, so it can be refused by name."""
-    for arg in argv:
-        if arg == "--":
-            return None
-        flag = arg.split("=", 1)[0]
-        if flag in _SECRET_FLAGS:
-            return flag
-    return None
 
 
 def _handler(sub: argparse.ArgumentParser, target: str) -> None:
@@ -83,7 +85,7 @@ def _get(commands: Commands) -> None:
     get.add_argument("name", help="NAME, CONTEXT/NAME or aegis://CONTEXT/NAME")
     get.add_argument("--version", type=int, dest="value_version", metavar="N", help="a specific version")
     get.add_argument("--reason", default="", help="why, shown to the human who approves (through a broker)")
-    _handler(get, f"{_CREDS}:get")
+    _handler(get, "aegis_tui.cli.commands.get:get")
 
 
 def _list(commands: Commands) -> None:
@@ -301,7 +303,6 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         prog="aegis-vault",
         description="A credential vault for people who work with AI coding agents.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"aegis-vault {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")

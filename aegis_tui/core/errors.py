@@ -20,6 +20,10 @@ class UsageError(AegisError):
     exit_code = 2
 
 
+class ProtocolError(UsageError):
+    """A broker client sent something that is not a valid request."""
+
+
 class UnlockError(AegisError):
     """No unlock slot accepted what was offered (wrong passphrase, wrong key)."""
 

@@ -57,31 +57,6 @@ def add(args: argparse.Namespace) -> int:
     return 0
 
 
-def get(args: argparse.Namespace) -> int:
-    """Through the broker when one runs (a grant or an approval), else unlocking here.
-    An old version (``--version``) is for the vault's owner: never through the broker."""
-    if args.value_version is not None:
-        with open_unlocked(args) as vault:
-            credentials = Credentials(vault)
-            credential = credentials.resolve(args.name)
-            name, value, status = credential.name, credentials.reveal(credential.name, version=args.value_version), \
-                str(credential.status)
-    else:
-        access = open_agent_access(args)
-        try:
-            name, value, status = access.get(args.name, reason=args.reason)
-        finally:
-            access.close()
-    if status == Status.EXPOSED:
-        err(f"aegis-vault: warning: {name!r} is marked exposed; rotate it")
-    out = sys.stdout.buffer
-    out.write(value.reveal())
-    if sys.stdout.isatty():
-        out.write(b"\n")
-    out.flush()
-    return 0
-
-
 def _rotation_text(summary: dict[str, object]) -> str:
     state, days = summary["rotation"], summary["rotation_days_left"]
     if state == RotationState.NONE:

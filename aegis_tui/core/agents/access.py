@@ -10,24 +10,22 @@ that unlocked the vault itself has already proved it holds the key.
 from __future__ import annotations
 
 import base64
-import json
 import os
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable
-from typing import Any, NamedTuple
 
 from aegis_tui.core.errors import AegisError
-from aegis_tui.core.gitcred import GitRequest
 from aegis_tui.core.secret import Secret
 
-OutputFilterFactory = Callable[[int], Any]  # channel -> an object with feed(bytes) / flush()
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~2 ms) on the get path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
+    from aegis_tui.core.gitcred import GitRequest
 
-class Obtained(NamedTuple):
-    name: str
-    value: Secret
-    status: str  # "exposed" deserves a warning to whoever asked
+    OutputFilterFactory = Callable[[int], Any]  # channel -> an object with feed(bytes) / flush()
+
 
 
 class AgentAccess(ABC):
@@ -35,7 +33,8 @@ class AgentAccess(ABC):
 
     @abstractmethod
     def get(self, reference: str, *, reason: str = "", via: str = "aegis-vault get",
-            scopes: tuple[str, ...] = ()) -> Obtained: ...
+            scopes: tuple[str, ...] = ()) -> tuple[str, Secret, str]:
+        """(credential name, value, status: "exposed" deserves a warning)."""
 
     @abstractmethod
     def list(self, where: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
@@ -101,10 +100,10 @@ class BrokerAccess(AgentAccess):
         self._masks: list[RemoteMask] = []
 
     def get(self, reference: str, *, reason: str = "", via: str = "aegis-vault get",
-            scopes: tuple[str, ...] = ()) -> Obtained:
+            scopes: tuple[str, ...] = ()) -> tuple[str, Secret, str]:
         answer = self._client.call("get", {"ref": reference, "reason": reason, "via": via, "scopes": list(scopes)},
                                    timeout=self._wait)
-        return Obtained(answer["name"], Secret(base64.b64decode(answer["value_b64"])), answer.get("status", ""))
+        return answer["name"], Secret(base64.b64decode(answer["value_b64"])), answer.get("status", "")
 
     def list(self, where: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
         filters = {key: value for key, value in (where or {}).items() if value}
@@ -196,6 +195,8 @@ class RemoteMask:
         if kind == b"E":
             hit_kind, length = self._header.unpack(self._client.read_exact(self._header.size))
             if hit_kind == HITS:
+                import json
+
                 self.hits.update(json.loads(self._client.read_exact(length)))
         return b"".join(out)
 
@@ -233,12 +234,12 @@ class LocalAccess(AgentAccess):
         self._streams: list[Any] = []
 
     def get(self, reference: str, *, reason: str = "", via: str = "aegis-vault get",
-            scopes: tuple[str, ...] = ()) -> Obtained:
+            scopes: tuple[str, ...] = ()) -> tuple[str, Secret, str]:
         from aegis_tui.core.agents.policy import check_usable, resolve_visible
 
         credential = resolve_visible(self._credentials, reference, self.session)
         check_usable(credential, self._vault.clock())
-        return Obtained(credential.name, self._credentials.reveal(credential.name, purpose=via), str(credential.status))
+        return credential.name, self._credentials.reveal(credential.name, purpose=via), str(credential.status)
 
     def list(self, where: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
         from aegis_tui.core.agents.policy import list_visible, parse_filter

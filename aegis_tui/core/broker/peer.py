@@ -1,6 +1,6 @@
 """Who is on the other end of the socket, from the kernel (SO_PEERCRED) and ``/proc``.
 
-The uid from SO_PEERCRED decides (other users are refused); everything else here is
+The uid from SO_PEERCRED (``runtime.peer_credentials``) decides (other users are refused); everything else here is
 evidence for the human who approves and for the audit log: the requesting process,
 its executable, working directory and the chain of parents that led to it. Names come
 from processes the agent controls, so they are cleaned before anyone sees them.
@@ -9,11 +9,8 @@ from processes the agent controls, so they are cleaned before anyone sees them.
 from __future__ import annotations
 
 import os
-import socket
-import struct
 from typing import NamedTuple
 
-_UCRED = struct.Struct("3i")
 _MAX_CHAIN = 12
 
 
@@ -43,11 +40,6 @@ class PeerInfo(NamedTuple):
     def to_dict(self) -> dict[str, object]:
         return {"pid": self.pid, "uid": self.uid, "exe": self.exe, "cwd": self.cwd,
                 "chain": [f"{p.name}:{p.pid}" for p in self.chain]}
-
-
-def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
-    """(pid, uid, gid) of the process that connected, as the kernel saw it."""
-    return _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
 
 
 def _read(path: str) -> str:

@@ -1,12 +1,7 @@
-"""The broker's wire format: JSON lines, one request and one response per line.
-
-Request:  ``{"v": 1, "id": 7, "op": "get", "session": "as_…", "args": {...}}``
-Response: ``{"v": 1, "id": 7, "ok": true, "result": {...}}`` or
-          ``{"v": 1, "id": 7, "ok": false, "error": {"code": "not_found", "message": "…", "exit": 4}}``
-
-Everything from a client is checked here, before any logic sees it: the version, the
-frame size, the operation name, and each argument's type and length. Secret values
-only ever travel broker → client (base64 in ``value_b64``), never in an error.
+"""What the broker accepts: every request is checked here, before any logic sees it:
+the version, the frame size, the operation name, and each argument's type and length.
+The encoding itself is in ``wire``. Secret values only ever travel broker → client
+(base64 in ``value_b64``), never in an error.
 """
 
 from __future__ import annotations
@@ -14,12 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from aegis_tui.core import errors as core_errors
-from aegis_tui.core.errors import AegisError, UsageError
-
-PROTOCOL_VERSION = 1
-MAX_FRAME_BYTES = 64 * 1024
-_MAX_TEXT = 4096
+from aegis_tui.core.broker.wire import MAX_FRAME_BYTES, MAX_TEXT, PROTOCOL_VERSION
+from aegis_tui.core.errors import ProtocolError
 
 _STR, _INT, _BOOL, _STRS, _NUM, _OPT_INT, _COUNTS = "str", "int", "bool", "strs", "num", "int?", "counts"
 
@@ -45,10 +36,6 @@ OPERATIONS: dict[str, dict[str, tuple[str, bool]]] = {
 }
 
 
-class ProtocolError(UsageError):
-    """The client sent something that is not a valid request."""
-
-
 class Request(NamedTuple):
     id: int | str
     op: str
@@ -58,7 +45,7 @@ class Request(NamedTuple):
 
 def _check(kind: str, value: Any) -> bool:
     if kind == _STR:
-        return isinstance(value, str) and len(value) <= _MAX_TEXT
+        return isinstance(value, str) and len(value) <= MAX_TEXT
     if kind == _INT:
         return isinstance(value, int) and not isinstance(value, bool) and -2**62 < value < 2**62
     if kind == _OPT_INT:
@@ -121,38 +108,3 @@ def request_id_of(line: bytes) -> int | str | None:
     return found if isinstance(found, (int, str)) and not isinstance(found, bool) and len(str(found)) <= 64 else None
 
 
-def encode_request(request_id: int | str, op: str, args: dict[str, Any], session: str | None) -> bytes:
-    message: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": request_id, "op": op, "args": args}
-    if session:
-        message["session"] = session
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
-
-
-def encode_result(request_id: int | str | None, result: dict[str, Any]) -> bytes:
-    return json.dumps({"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result},
-                      separators=(",", ":")).encode() + b"\n"
-
-
-def error_code(error: AegisError) -> str:
-    name = type(error).__name__.removesuffix("Error") or "Aegis"
-    return "".join("_" + ch.lower() if ch.isupper() else ch for ch in name).lstrip("_")
-
-
-def encode_error(request_id: int | str | None, error: AegisError) -> bytes:
-    body = {"code": error_code(error), "message": str(error), "exit": error.exit_code}
-    return json.dumps({"v": PROTOCOL_VERSION, "id": request_id, "ok": False, "error": body},
-                      separators=(",", ":")).encode() + b"\n"
-
-
-def error_from_wire(body: Any) -> AegisError:
-    """The client side: rebuild the broker's error as the same exception class."""
-    if not isinstance(body, dict):
-        return AegisError("the broker sent an unreadable error")
-    code = str(body.get("code", ""))
-    class_name = "".join(part.capitalize() for part in code.split("_")) + "Error"
-    cls = getattr(core_errors, class_name, None)
-    if code == "protocol":
-        cls = ProtocolError
-    if not (isinstance(cls, type) and issubclass(cls, AegisError)):
-        cls = AegisError
-    return cls(str(body.get("message", "the broker refused the request"))[:_MAX_TEXT])

@@ -3,16 +3,18 @@
 ``$XDG_RUNTIME_DIR/aegis-vault/`` when the session has one (tmpfs, owned by the user,
 gone at logout), else ``/tmp/aegis-vault-UID/``. Either way the folder must be ours and
 0700, or we refuse: a folder another user controls could swap the socket for theirs.
-One socket per vault file, named by a hash of its real path, so several vaults (and
-parallel test runs) never meet.
+One socket per vault file, named by the file's device and inode (stable for the
+file's life, different for every vault: several vaults, and parallel test runs, never
+meet), which costs a ``stat`` and no hashing on the hot path.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import stat
+import struct
 
-from aegis_tui.core.crypto import sha256
 from aegis_tui.core.errors import VaultFileError
 
 
@@ -37,7 +39,11 @@ def runtime_dir(create: bool = True) -> str:
 
 
 def _stem(vault_path: str) -> str:
-    return sha256(os.path.realpath(vault_path).encode()).hex()[:20]
+    try:
+        info = os.stat(vault_path)
+    except FileNotFoundError:
+        raise VaultFileError(f"no vault at {vault_path}; create one with: aegis-vault init") from None
+    return f"vault-{info.st_dev:x}-{info.st_ino:x}"
 
 
 def socket_path(vault_path: str, create: bool = False) -> str:
@@ -46,3 +52,12 @@ def socket_path(vault_path: str, create: bool = False) -> str:
 
 def lock_path(vault_path: str) -> str:
     return os.path.join(runtime_dir(True), _stem(vault_path) + ".lock")
+
+
+_UCRED = struct.Struct("3i")
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a Unix socket, from the kernel:
+    the broker checks its clients with it, and clients check the broker."""
+    return _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))

@@ -18,19 +18,12 @@ import struct
 from typing import Any
 
 from aegis_tui.core.audit import Outcome, Risk
-from aegis_tui.core.broker.peer import PeerInfo, describe_process, peer_credentials
-from aegis_tui.core.broker.protocol import (
-    MAX_FRAME_BYTES,
-    ProtocolError,
-    Request,
-    decode_request,
-    encode_error,
-    encode_result,
-    request_id_of,
-)
-from aegis_tui.core.broker.runtime import lock_path, socket_path
+from aegis_tui.core.broker.peer import PeerInfo, describe_process
+from aegis_tui.core.broker.protocol import Request, decode_request, request_id_of
+from aegis_tui.core.broker.runtime import lock_path, peer_credentials, socket_path
 from aegis_tui.core.broker.service import BrokerService
-from aegis_tui.core.errors import AegisError, ConflictError, RefusedError
+from aegis_tui.core.broker.wire import MAX_FRAME_BYTES, encode_error, encode_result
+from aegis_tui.core.errors import AegisError, ConflictError, ProtocolError, RefusedError
 
 IDLE_TIMEOUT = 30.0  # a connection that sends nothing for this long is closed
 REQUEST_TIMEOUT = 30.0  # any operation that does not wait for a human

@@ -83,8 +83,10 @@ class MaskStream:
         self._tail = b""  # received, not yet emitted; starts at absolute offset self._done
         self._done = 0  # bytes of the input emitted or masked so far
         self._received = 0
-        self._spans: list[Span] = []  # found occurrences starting at or after self._done, by start
-        self._masked_until = -1  # end of the last masked span, while more of it may follow
+        self._spans: list[Span] = []  # occurrences found, not yet masked, by start (longest first)
+        # End of the last masked span. While no byte after it has been emitted (it is >= the
+        # emit position), the span is open: an occurrence overlapping or touching it joins it.
+        self._masked_until = -1
 
     def feed(self, data: bytes) -> bytes:
         """The bytes that are safe to emit now; at most (longest needle - 1) are held back."""
@@ -105,8 +107,9 @@ class MaskStream:
     def _advance(self, data: bytes, cutoff: int) -> bytes:
         """Emit the input up to absolute offset ``cutoff``, masked; keep the rest as the tail.
 
-        Everything that can start before ``cutoff`` has been found by now: an occurrence
-        starting there ends at most (longest needle) bytes later, within what was received.
+        From ``feed``, every occurrence starting before ``cutoff`` has been found: it ends
+        at most (longest needle) bytes after its start, within what was received. From
+        ``flush``, one may have started without ending yet: the leak the module describes.
         """
         base, tail = self._done, self._tail
         if cutoff <= base:

@@ -1,0 +1,77 @@
+"""``aegis-vault get``: print one value and nothing else.
+
+The hottest path there is (agents call it in loops), so through a running broker it
+imports neither the vault nor any cryptography: a socket, one JSON line each way.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing or argparse on the hot path
+if TYPE_CHECKING:
+    import argparse
+
+    from aegis_tui.core.secret import Secret
+
+
+def get(args: argparse.Namespace) -> int:
+    """Through the broker when one runs (a grant or an approval), else unlocking here.
+    An old version (``--version``) is for the vault's owner: never through the broker."""
+    if args.value_version is not None:
+        name, value, status = _old_version(args)
+    else:
+        from aegis_tui.core.agents.access import open_access
+        from aegis_tui.core.paths import vault_path
+
+        access = open_access(vault_path(), lambda: _unlocked(args))
+        try:
+            name, value, status = access.get(args.name, reason=args.reason)
+        finally:
+            access.close()
+    return _print(name, value, status)
+
+
+def get_through_broker(reference: str) -> int | None:
+    """``get NAME`` when a broker runs, without building the argument parser (argparse
+    costs ~8 ms, a third of the call); ``None`` when no broker runs."""
+    from aegis_tui.core.agents.access import BrokerAccess
+    from aegis_tui.core.broker.client import BrokerClient
+    from aegis_tui.core.paths import vault_path
+
+    path = vault_path()
+    client = BrokerClient.connect(path)
+    if client is None:
+        return None
+    access = BrokerAccess(client, path)
+    try:
+        name, value, status = access.get(reference)
+    finally:
+        access.close()
+    return _print(name, value, status)
+
+
+def _print(name: str, value: Secret, status: str) -> int:
+    if status == "exposed":
+        sys.stderr.write(f"aegis-vault: warning: {name!r} is marked exposed; rotate it\n")
+    out = sys.stdout.buffer
+    out.write(value.reveal())
+    if sys.stdout.isatty():
+        out.write(b"\n")
+    out.flush()
+    return 0
+
+
+def _unlocked(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from aegis_tui.cli.unlock import open_unlocked
+
+    return open_unlocked(args)
+
+
+def _old_version(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from aegis_tui.core.credentials import Credentials
+
+    with _unlocked(args) as vault:
+        credentials = Credentials(vault)
+        credential = credentials.resolve(args.name)
+        return credential.name, credentials.reveal(credential.name, version=args.value_version), str(credential.status)
