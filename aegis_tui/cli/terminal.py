@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from collections.abc import Iterator
 
 from aegis_tui.core.errors import UsageError
-from aegis_tui.core.models import MAX_VALUE_BYTES
 from aegis_tui.core.secret import Secret
 
 
@@ -94,6 +93,8 @@ def read_stdin_secret(what: str) -> Secret:
     """The whole of stdin as one value; one trailing newline of a one-line value is dropped."""
     if sys.stdin is None:
         raise UsageError(f"stdin is closed; pipe the {what} in or run in a terminal")
+    from aegis_tui.core.models import MAX_VALUE_BYTES
+
     try:
         data = sys.stdin.buffer.read(MAX_VALUE_BYTES + 2)
     except (OSError, ValueError):

@@ -13,18 +13,26 @@ import os
 
 from aegis_tui.cli.terminal import err, has_terminal, prompt_hidden, read_fd_line
 from aegis_tui.core.errors import UnlockError
-from aegis_tui.core.paths import vault_path
-from aegis_tui.core.slots import ENV_KEY_VARIABLE, KeyringUnavailableError, SlotKind
-from aegis_tui.core.vault import Vault
+from aegis_tui.core.paths import ENV_KEY_VARIABLE, vault_path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from aegis_tui.core.vault import Vault
 
 
 def open_vault() -> Vault:
+    """Imports the vault (and cryptography) only when a command really opens it: through
+    a broker, ``run`` and ``get`` never do."""
+    from aegis_tui.core.vault import Vault
+
     return Vault.open(vault_path())
 
 
 def unlock(vault: Vault, args: argparse.Namespace, *, prompt: bool = True) -> bool:
     """Unlock with the first method that applies; ``False`` only when ``prompt`` is off
     and nothing non-interactive applies."""
+    from aegis_tui.core.slots import KeyringUnavailableError, SlotKind
+
     kinds = {slot.kind for slot in vault.slots()}
     if getattr(args, "recovery", False):
         code = _read_secret(args, "recovery key")

@@ -18,6 +18,7 @@ from aegis_tui.core.errors import VaultFileError
 
 VAULT_FILENAME = "vault.db"
 SQLITE_COMPANIONS = ("-wal", "-shm")
+ENV_KEY_VARIABLE = "AEGIS_VAULT_KEY"  # an environment-slot key: read by slots, kept from run's children
 
 
 def vault_home(environ: dict[str, str] | None = None) -> str:

@@ -17,6 +17,7 @@ import json
 from typing import NamedTuple
 from enum import StrEnum
 
+from aegis_tui.core.paths import ENV_KEY_VARIABLE
 from aegis_tui.core.crypto import (
     KdfParams,
     SealingKey,
@@ -31,7 +32,6 @@ from aegis_tui.core.secret import Secret
 from aegis_tui.core.store.base import SlotRecord
 
 KEYRING_SERVICE = "aegis-vault"
-ENV_KEY_VARIABLE = "AEGIS_VAULT_KEY"
 _RECOVERY_BYTES = 25  # 200 bits: 40 base32 characters, 8 groups of 5
 
 

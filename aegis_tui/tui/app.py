@@ -3,6 +3,10 @@
 Owns the vault (locked until the unlock screen opens it), the settings, the clock
 (injectable, so tests and screenshots can freeze time) and the idle lock. Locking drops
 the vault's keys and the vault screen with every decrypted name and value in it.
+
+While the vault is unlocked the app also hosts the broker agents ask for credentials,
+and is the only place their requests get approved: each one pops up over whatever is
+open, one at a time, oldest first.
 """
 
 from __future__ import annotations
@@ -16,9 +20,14 @@ from textual.app import App
 from textual.binding import Binding
 from textual.widgets import Input
 
+from aegis_tui.core.broker.approvals import DEFAULT_APPROVAL_TIMEOUT, PendingRequest
+from aegis_tui.core.broker.service import BrokerService
 from aegis_tui.core.config import Settings, config_path, save_settings
 from aegis_tui.core.vault import Vault
+from aegis_tui.tui.broker_host import BrokerHost, BrokerState
 from aegis_tui.tui.commands import AegisCommands
+from aegis_tui.tui.screens.agent_table_screen import AgentTableScreen
+from aegis_tui.tui.screens.approval_modal import ApprovalModal
 from aegis_tui.tui.screens.help_screen import HelpScreen
 from aegis_tui.tui.screens.settings_screen import SettingsScreen
 from aegis_tui.tui.screens.unlock_screen import UnlockScreen
@@ -26,6 +35,7 @@ from aegis_tui.tui.screens.vault_screen import VaultScreen
 from aegis_tui.tui.themes import AEGIS
 
 _ACTIVITY = (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)
+_NOT_OVER_APPROVALS = {"command_palette", "help", "settings"}  # an approval has the person's whole attention
 
 
 class AegisApp(App[None]):
@@ -49,6 +59,8 @@ class AegisApp(App[None]):
         clock: Callable[[], float] = time.time,
         demo_passphrase: str | None = None,
         live: bool = True,
+        host_broker: bool = True,
+        approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
     ) -> None:
         super().__init__()
         self.vault = vault
@@ -58,6 +70,27 @@ class AegisApp(App[None]):
         self.live = live  # False in snapshot tests: no timers, nothing moves
         self._demo_passphrase = demo_passphrase
         self._last_activity = clock()
+        self.host_broker = host_broker
+        self._broker = BrokerHost(vault, approval_timeout=approval_timeout, on_change=self._broker_changed)
+        self._answered: set[int] = set()  # decided here, still leaving the queue
+        self._locking = False
+
+    @property
+    def broker_service(self) -> BrokerService | None:
+        return self._broker.service
+
+    @property
+    def broker_status(self) -> tuple[str, str] | None:
+        """The header's word on the broker (``None`` when this app does not host one)."""
+        if not self.host_broker:
+            return None
+        if self._broker.state is BrokerState.ELSEWHERE:
+            return "broker ◌ served elsewhere", "$text-muted"
+        if self._broker.state is BrokerState.OFF:
+            return "broker ○ off", "$warning"
+        waiting = len(self._waiting())
+        return ("broker ● serving" + (f" · {waiting} pending" if waiting else ""),
+                "bold $warning" if waiting else "$success")
 
     @property
     def vault_label(self) -> str:
@@ -81,6 +114,41 @@ class AegisApp(App[None]):
     def on_unlocked(self) -> None:
         self._last_activity = self.clock()
         self.switch_screen(VaultScreen())
+        if self.host_broker:
+            self.run_worker(self._broker.start(), group="broker")
+
+    async def on_unmount(self) -> None:
+        await self._broker.stop()
+
+    # -- approvals ------------------------------------------------------------------------------
+    def _broker_changed(self) -> None:
+        """Called by the broker (on the event loop) when its state or its queue changes."""
+        self.call_later(self._show_requests)
+
+    def _waiting(self) -> list[PendingRequest]:
+        service = self._broker.service
+        pending = service.approvals.pending() if service is not None else []
+        self._answered &= {request.id for request in pending}
+        return [request for request in pending if request.id not in self._answered]
+
+    def _show_requests(self) -> None:
+        """Refresh the header; show the oldest waiting request unless one is showing."""
+        if self.vault_screen is not None:
+            self.vault_screen.broker_changed()
+        service = self._broker.service
+        if service is None or not self.vault.is_unlocked or self._locking:
+            return
+        waiting = self._waiting()
+        showing = next((s for s in self.screen_stack if isinstance(s, ApprovalModal)), None)
+        if showing is not None:
+            showing.queue_changed(waiting)
+        elif waiting:
+            self.push_screen(ApprovalModal(service.approvals, waiting[0], len(waiting)), self._approval_closed)
+
+    def _approval_closed(self, answered: int | None) -> None:
+        if answered is not None:
+            self._answered.add(answered)
+        self._show_requests()
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         """Still life for snapshots: a blinking cursor would make screenshots differ."""
@@ -98,8 +166,26 @@ class AegisApp(App[None]):
             self.lock(f"Locked after {minutes} min without a key press.")
 
     def lock(self, message: str = "Locked.") -> None:
-        """Drop the keys, then every screen that holds decrypted data."""
+        """Stop the broker first when it runs (what waits is denied, and audited while the
+        keys can still seal the entries), then drop the keys and every screen with data."""
+        if self._locking:
+            return
+        if self._broker.service is None:
+            self._drop_keys_and_screens(message)
+            return
+        self._locking = True
+        self.run_worker(self._lock_after_broker(message), group="lock")
+
+    async def _lock_after_broker(self, message: str) -> None:
+        try:
+            await self._broker.stop()
+        finally:
+            self._locking = False
+            self._drop_keys_and_screens(message)
+
+    def _drop_keys_and_screens(self, message: str) -> None:
         self.vault.lock()
+        self._answered.clear()
         while len(self.screen_stack) > 2:
             self.pop_screen()
         self.switch_screen(UnlockScreen(demo_passphrase=self._demo_passphrase, message=message))
@@ -108,6 +194,8 @@ class AegisApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "lock":
             return self.vault.is_unlocked  # no "Lock" in the footer of the unlock screen
+        if action in _NOT_OVER_APPROVALS and isinstance(self.screen, ApprovalModal):
+            return False
         return True
 
     def action_lock(self) -> None:
@@ -120,6 +208,9 @@ class AegisApp(App[None]):
         sections = [("App", list(self.BINDINGS))]  # type: ignore[arg-type]
         if self.vault_screen is not None:
             sections.insert(0, ("Vault", list(VaultScreen.BINDINGS)))  # type: ignore[arg-type]
+        if isinstance(self.screen, AgentTableScreen):
+            sections.insert(0, (self.screen.HEADING, list(self.screen.BINDINGS)))  # type: ignore[arg-type]
+        sections.append(("Access request", list(ApprovalModal.BINDINGS)))  # type: ignore[arg-type]
         sections.append(("Palette", [Binding("ctrl+p", "command_palette", "Every action by name")]))
         self.push_screen(HelpScreen(sections))
 

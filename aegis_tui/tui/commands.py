@@ -22,6 +22,8 @@ _VAULT_ACTIONS = (
     ("Destroy credential", "Delete the selected credential and its history", "destroy"),
     ("Filter credentials", "Filter the list as you type", "focus_filter"),
     ("Sort by next column", "Cycle the sort column", "sort"),
+    ("Agent grants", "What agents may use, for how long; revoke a grant", "grants"),
+    ("Agent sessions", "Agent sessions and their grants; end a session", "sessions"),
     ("Verify audit chain", "Check the audit log's hash chain and signed head", "verify_audit"),
 )
 _APP_ACTIONS = (

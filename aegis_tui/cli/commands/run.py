@@ -3,7 +3,6 @@ command, and mask them in everything it prints."""
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from aegis_tui.cli.terminal import err
@@ -17,8 +16,12 @@ from aegis_tui.core.run.environment import (
     references_in,
     validate_env_name,
 )
+from aegis_tui.core.paths import ENV_KEY_VARIABLE
 from aegis_tui.core.run.project import find_project, load_project, write_project
-from aegis_tui.core.slots import ENV_KEY_VARIABLE
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing or argparse
+if TYPE_CHECKING:
+    import argparse
 
 _NEVER_INHERITED = (ENV_KEY_VARIABLE,)  # the child must not be able to unlock the vault itself
 

@@ -10,10 +10,12 @@ that unlocked the vault itself has already proved it holds the key.
 from __future__ import annotations
 
 import base64
+import json
 import os
 from abc import ABC, abstractmethod
 from collections import Counter
 
+from aegis_tui.core.broker.wire import DATA, END, FLUSH, HITS, MAX_STREAM_FRAME, STREAM_HEADER
 from aegis_tui.core.errors import AegisError
 from aegis_tui.core.secret import Secret
 
@@ -112,11 +114,14 @@ class BrokerAccess(AgentAccess):
     def output_filters(self) -> OutputFilterFactory:
         from aegis_tui.core.broker.client import BrokerClient
 
-        def open_channel(channel: int) -> RemoteMask:
+        def connect() -> Any:
             client = BrokerClient.connect(self._vault_path, self._client.session)
             if client is None:
-                raise AegisError("the broker went away; the command's output cannot be masked, so it was not run")
-            mask = RemoteMask(client)
+                raise AegisError("the broker went away; the command's output can no longer be masked")
+            return client
+
+        def open_channel(channel: int) -> RemoteMask:
+            mask = RemoteMask(connect)
             self._masks.append(mask)
             return mask
 
@@ -131,7 +136,9 @@ class BrokerAccess(AgentAccess):
 
     def report_run(self, command: str, credentials: list[str], duration: float, exit_code: int | None,
                    signal: int | None, masked: dict[str, int]) -> None:
-        self._client.call("run.report", {"command": command, "credentials": credentials, "duration": duration,
+        # Not waited for: the broker commits it whether or not we stay to hear "done", and
+        # waiting for its disk sync would add a few milliseconds to every `run`.
+        self._client.send("run.report", {"command": command, "credentials": credentials, "duration": duration,
                                          "exit_code": exit_code, "signal": signal, "masked": masked})
 
     def git_get(self, request: GitRequest, reason: str = "") -> tuple[str, Secret]:
@@ -174,46 +181,47 @@ class RemoteMask:
     """An output filter whose masking happens in the broker: the values to hide never
     enter this process (the agent's side); only masked bytes come back."""
 
-    def __init__(self, client: Any) -> None:
-        from aegis_tui.core.broker.server import STREAM_HEADER
-
-        self._client = client
-        self._header = STREAM_HEADER
-        self._client.call("mask")
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self._connect = connect
+        self._client: Any = None
         self.hits: Counter[str] = Counter()
         self._ended = False
 
     def _exchange(self, kind: bytes, data: bytes) -> bytes:
-        from aegis_tui.core.broker.server import HITS, MAX_STREAM_FRAME
-
+        """Connected on the first output, not before: a command that prints nothing (or
+        only on one channel) costs no connection for it."""
+        if self._client is None:
+            if kind != DATA or not data:
+                return b""
+            self._client = self._connect()
+            self._client.call("mask")
         out = []
         for start in range(0, max(len(data), 1), MAX_STREAM_FRAME):
             piece = data[start:start + MAX_STREAM_FRAME]
-            self._client.raw.sendall(self._header.pack(kind, len(piece)) + piece)
-            _, length = self._header.unpack(self._client.read_exact(self._header.size))
+            self._client.raw.sendall(STREAM_HEADER.pack(kind, len(piece)) + piece)
+            _, length = STREAM_HEADER.unpack(self._client.read_exact(STREAM_HEADER.size))
             out.append(self._client.read_exact(length))
-        if kind == b"E":
-            hit_kind, length = self._header.unpack(self._client.read_exact(self._header.size))
+        if kind == END:
+            hit_kind, length = STREAM_HEADER.unpack(self._client.read_exact(STREAM_HEADER.size))
             if hit_kind == HITS:
-                import json
-
                 self.hits.update(json.loads(self._client.read_exact(length)))
         return b"".join(out)
 
     def feed(self, data: bytes) -> bytes:
-        return self._exchange(b"D", data)
+        return self._exchange(DATA, data)
 
     def flush(self) -> bytes:
-        return self._exchange(b"F", b"")
+        return self._exchange(FLUSH, b"")
 
     def finish(self) -> bytes:
         if self._ended:
             return b""
         self._ended = True
-        return self._exchange(b"E", b"")
+        return self._exchange(END, b"")
 
     def close(self) -> None:
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
 
 
 class LocalAccess(AgentAccess):

@@ -76,6 +76,14 @@ class BrokerClient:
         result = reply.get("result")
         return result if isinstance(result, dict) else {}
 
+    def send(self, op: str, args: dict[str, Any] | None = None) -> None:
+        """Send a request and do not wait for the answer (a report nobody acts on)."""
+        self._next_id += 1
+        try:
+            self._sock.sendall(encode_request(self._next_id, op, args or {}, self.session))
+        except OSError as error:
+            raise BrokerUnavailable(f"lost the connection to the broker ({error.strerror or error})") from None
+
     @property
     def raw(self) -> socket.socket:
         """The socket, for the masking stream that follows a ``mask`` call."""

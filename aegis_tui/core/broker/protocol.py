@@ -68,11 +68,11 @@ def decode_request(line: bytes) -> Request:
         raise ProtocolError(f"request larger than {MAX_FRAME_BYTES} bytes")
     try:
         message = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting deeper than json can parse
         raise ProtocolError("request is not valid JSON") from None
     if not isinstance(message, dict):
         raise ProtocolError("request must be a JSON object")
-    if message.get("v") != PROTOCOL_VERSION:
+    if type(message.get("v")) is not int or message.get("v") != PROTOCOL_VERSION:  # not true, not 1.0
         raise ProtocolError(f"unsupported protocol version {message.get('v')!r}; this broker speaks {PROTOCOL_VERSION}")
     request_id = message.get("id")
     if isinstance(request_id, bool) or not isinstance(request_id, (int, str)) or len(str(request_id)) > 64:
@@ -103,7 +103,7 @@ def request_id_of(line: bytes) -> int | str | None:
     """Best effort: the id of a request that failed validation, to echo it back."""
     try:
         found = json.loads(line).get("id")
-    except (ValueError, UnicodeDecodeError, AttributeError):
+    except (ValueError, UnicodeDecodeError, AttributeError, RecursionError):
         return None
     return found if isinstance(found, (int, str)) and not isinstance(found, bool) and len(str(found)) <= 64 else None
 

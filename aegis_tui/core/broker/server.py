@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import json
 import os
-import struct
 from typing import Any
 
 from aegis_tui.core.audit import Outcome, Risk
@@ -22,16 +21,23 @@ from aegis_tui.core.broker.peer import PeerInfo, describe_process
 from aegis_tui.core.broker.protocol import Request, decode_request, request_id_of
 from aegis_tui.core.broker.runtime import lock_path, peer_credentials, socket_path
 from aegis_tui.core.broker.service import BrokerService
-from aegis_tui.core.broker.wire import MAX_FRAME_BYTES, encode_error, encode_result
+from aegis_tui.core.broker.wire import (
+    DATA,
+    END,
+    FLUSH,
+    HITS,
+    MAX_FRAME_BYTES,
+    MAX_STREAM_FRAME,
+    STREAM_HEADER,
+    encode_error,
+    encode_result,
+)
 from aegis_tui.core.errors import AegisError, ConflictError, ProtocolError, RefusedError
 
 IDLE_TIMEOUT = 30.0  # a connection that sends nothing for this long is closed
 REQUEST_TIMEOUT = 30.0  # any operation that does not wait for a human
 SWEEP_INTERVAL = 15.0
 _APPROVAL_OPS = {"get", "git.get"}
-STREAM_HEADER = struct.Struct(">cI")
-MAX_STREAM_FRAME = 1024 * 1024
-DATA, FLUSH, END, HITS = b"D", b"F", b"E", b"H"
 
 
 class BrokerServer:

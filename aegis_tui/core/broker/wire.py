@@ -11,6 +11,7 @@ Response: ``{"v": 1, "id": 7, "ok": true, "result": {...}}`` or
 from __future__ import annotations
 
 import json
+import struct
 
 from aegis_tui.core import errors as core_errors
 from aegis_tui.core.errors import AegisError
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
 MAX_TEXT = 4096
+
+# The masking stream that follows a ``mask`` request: frames of (type, length, bytes).
+# Client -> broker: DATA (output to mask), FLUSH (the child went idle), END.
+# Broker -> client: DATA (what may be shown) for each, then HITS (JSON counts) after END.
+STREAM_HEADER = struct.Struct(">cI")
+MAX_STREAM_FRAME = 1024 * 1024
+DATA, FLUSH, END, HITS = b"D", b"F", b"E", b"H"
 
 
 def encode_request(request_id: int | str, op: str, args: dict[str, Any], session: str | None) -> bytes:

@@ -17,7 +17,6 @@ import os
 from typing import NamedTuple
 
 from aegis_tui.core.errors import UsageError
-from aegis_tui.core.models import validate_context
 from aegis_tui.core.run.environment import REFERENCE_PREFIX, Need, validate_env_name
 
 PROJECT_FILE = ".aegis.toml"
@@ -67,6 +66,8 @@ def load_project(path: str) -> Project:
     if not isinstance(context, str) or not isinstance(env, dict) or not all(
             isinstance(value, str) for value in env.values()):
         raise UsageError(f"{path}: context is a string and [env] maps variable names to credential names")
+    from aegis_tui.core.models import validate_context
+
     try:
         validate_context(context)
         for variable in env:
@@ -78,6 +79,8 @@ def load_project(path: str) -> Project:
 
 def write_project(folder: str, context: str, env: dict[str, str], *, force: bool = False) -> str:
     import tomli_w
+
+    from aegis_tui.core.models import validate_context
 
     path = os.path.join(folder, PROJECT_FILE)
     if os.path.exists(path) and not force:

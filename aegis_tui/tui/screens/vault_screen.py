@@ -29,7 +29,9 @@ from aegis_tui.tui.messages import CredentialChosen, CredentialHighlighted, Face
 from aegis_tui.tui.screens.confirm_modal import ConfirmModal
 from aegis_tui.tui.screens.credential_form_modal import CredentialDraft, CredentialFormModal
 from aegis_tui.tui.screens.destroy_modal import DestroyModal
+from aegis_tui.tui.screens.grants_screen import GrantsScreen
 from aegis_tui.tui.screens.rotate_modal import Rotation, RotateModal
+from aegis_tui.tui.screens.sessions_screen import SessionsScreen
 from aegis_tui.tui.widgets.audit_panel import AuditPanel
 from aegis_tui.tui.widgets.credential_list import CredentialList
 from aegis_tui.tui.widgets.detail_panel import DetailPanel
@@ -56,6 +58,8 @@ class VaultScreen(Screen[None]):
         Binding("D", "destroy", "Destroy", id="vault.destroy", show=False, tooltip="Delete it and its history"),
         Binding("slash", "focus_filter", "Filter", id="vault.filter", tooltip="Filter as you type"),
         Binding("s", "sort", "Sort", id="vault.sort", tooltip="Change the sort column"),
+        Binding("g", "grants", "Grants", id="vault.grants", tooltip="What agents may use, and revoke it"),
+        Binding("S", "sessions", "Sessions", id="vault.sessions", show=False, tooltip="Agent sessions; end one"),
         Binding("escape", "clear_filter", "Clear", id="vault.clear", show=False),
     ]
 
@@ -164,8 +168,11 @@ class VaultScreen(Screen[None]):
         now = self.aegis.clock()
         healths = [c.health(now) for c in self._inventory.credentials]
         parts: list[str | tuple[str, str]] = [(" ◆ aegis-vault ", "bold $primary"), ("· ", "$text-muted"),
-                                              ("unlocked", "$success"),
-                                              (f" · {len(healths)} credentials", "$text-muted")]
+                                              ("unlocked", "$success")]
+        broker = self.aegis.broker_status
+        if broker is not None:
+            parts += [(" · ", "$text-muted"), broker]
+        parts.append((f" · {len(healths)} credentials", "$text-muted"))
         for health in (Health.OVERDUE, Health.EXPOSED, Health.EXPIRING):
             count = healths.count(health)
             if count:
@@ -173,6 +180,11 @@ class VaultScreen(Screen[None]):
         # The path goes last: on a narrow terminal it is what gets cut, not the counts.
         parts.append((f" · {self.aegis.vault_label}", "$text-muted"))
         self.query_one("#top-bar", Static).update(Content.assemble(*parts))
+
+    def broker_changed(self) -> None:
+        """The app's broker started, stopped, or its queue moved: the top bar says so."""
+        if self.is_mounted:
+            self._top_bar()
 
     # -- live updates -------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -249,6 +261,12 @@ class VaultScreen(Screen[None]):
             self._facet = ("all", None)
             self._apply_filter()
         self.query_one(CredentialList).focus()
+
+    def action_grants(self) -> None:
+        self.app.push_screen(GrantsScreen())
+
+    def action_sessions(self) -> None:
+        self.app.push_screen(SessionsScreen())
 
     def action_sort(self) -> None:
         key = self.query_one(CredentialList).cycle_sort()

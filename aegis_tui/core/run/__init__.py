@@ -1,0 +1,1 @@
+"""Running a command with secrets in its environment and its output masked on the way out."""
