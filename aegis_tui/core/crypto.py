@@ -117,6 +117,13 @@ def blind_index(index_key: bytes, text: str) -> bytes:
     return mac.finalize()
 
 
+def approver_proof(data_key: bytes, challenge: bytes) -> bytes:
+    """Proof that an app attaching to a headless broker has unlocked the same vault:
+    an HMAC of the broker's one-time challenge under a key derived from the data key.
+    Agents talk to the same socket, but cannot unlock the vault, so cannot answer."""
+    return blind_index(derive_subkey(data_key, "approver"), challenge.hex())
+
+
 class KdfParams(NamedTuple):
     """Argon2id parameters, stored beside each passphrase slot."""
 

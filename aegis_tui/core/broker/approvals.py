@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from aegis_tui.core.agents.sessions import AgentSession
-from aegis_tui.core.broker.peer import PeerInfo
+from aegis_tui.core.broker.peer import PeerInfo, ProcessInfo
+from aegis_tui.core.errors import ProtocolError
 from aegis_tui.core.models import Credential
 
 DEFAULT_APPROVAL_TIMEOUT = 120.0
@@ -41,6 +42,31 @@ class Decision(NamedTuple):
     def deny(cls) -> Decision:
         return cls(False)
 
+    def to_wire(self) -> dict[str, Any]:
+        return {"allow": self.allow, "uses": self.uses, "ttl_seconds": self.ttl_seconds,
+                "for_session": self.for_session, "scopes": list(self.scopes)}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Decision:
+        from aegis_tui.core.agents.grants import validate_scopes
+
+        uses, ttl = data.get("uses"), data.get("ttl_seconds")
+        if (uses is not None and (not isinstance(uses, int) or isinstance(uses, bool) or uses <= 0)) or (
+                ttl is not None and (not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0)):
+            raise ProtocolError("a decision's uses and ttl_seconds are positive numbers or null")
+        scopes = data.get("scopes") or []
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise ProtocolError("a decision's scopes are a list of strings")
+        return cls(bool(data.get("allow")), uses, None if ttl is None else float(ttl),
+                   bool(data.get("for_session")), validate_scopes(scopes))
+
+
+def _credential_from_wire(data: dict[str, Any]) -> Credential:
+    from aegis_tui.core.models import Kind, Status
+
+    return Credential(id=str(data["id"]), name=str(data["name"]), kind=Kind(data["kind"]),
+                      service=str(data["service"]), context=str(data["context"]), status=Status(data["status"]))
+
 
 class PendingRequest(NamedTuple):
     id: int
@@ -54,6 +80,36 @@ class PendingRequest(NamedTuple):
     duration: int | None  # seconds the agent asked for
     via: str  # the command it runs, already literal
 
+    def to_wire(self) -> dict[str, Any]:
+        """What an attached app needs to show the request (never a value)."""
+        c = self.credential
+        return {
+            "id": self.id, "created_at": self.created_at, "deadline": self.deadline,
+            "peer": {"pid": self.peer.pid, "uid": self.peer.uid, "exe": self.peer.exe, "cwd": self.peer.cwd,
+                     "chain": [[p.pid, p.name] for p in self.peer.chain]},
+            "session": None if self.session is None else self.session.to_dict(),
+            "credential": {"id": c.id, "name": c.name, "kind": str(c.kind), "service": c.service,
+                           "context": c.context, "status": str(c.status)},
+            "scopes": list(self.scopes), "reason": self.reason, "duration": self.duration, "via": self.via,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> PendingRequest:
+        """The other side of ``to_wire``; text is made literal again, whoever sent it."""
+        peer = data["peer"]
+        chain = tuple(ProcessInfo(int(pid), literal(str(name), 40)) for pid, name in peer["chain"])
+        session = data.get("session")
+        return cls(
+            id=int(data["id"]), created_at=float(data["created_at"]), deadline=float(data["deadline"]),
+            peer=PeerInfo(int(peer["pid"]), int(peer["uid"]), literal(str(peer["exe"]), 300),
+                          literal(str(peer["cwd"]), 300), chain, ()),
+            session=None if session is None else AgentSession(**session),
+            credential=_credential_from_wire(data["credential"]),
+            scopes=tuple(str(s) for s in data["scopes"]), reason=literal(str(data["reason"])),
+            duration=None if data.get("duration") is None else int(data["duration"]),
+            via=literal(str(data["via"]), 200),
+        )
+
 
 class ApprovalQueue:
     """Pending requests and the futures their requesters wait on."""
@@ -63,7 +119,7 @@ class ApprovalQueue:
         self._pending: dict[int, tuple[PendingRequest, asyncio.Future[Decision]]] = {}
         self._numbers = itertools.count(1)
         self._listeners: list[Callable[[], None]] = []
-        self.approver_attached = False
+        self.approvers = 0  # apps attached to answer (the hosting app counts as one)
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Called (on the event loop) whenever a request arrives or leaves the queue."""
@@ -103,6 +159,10 @@ class ApprovalQueue:
             return False
         entry[1].set_result(decision)
         return True
+
+    @property
+    def approver_attached(self) -> bool:
+        return self.approvers > 0
 
     def deny_all(self) -> None:
         """The vault is locking or the app is closing: nobody is left to approve."""

@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 from aegis_tui.core.broker.wire import MAX_FRAME_BYTES, MAX_TEXT, PROTOCOL_VERSION
 from aegis_tui.core.errors import ProtocolError
 
-_STR, _INT, _BOOL, _STRS, _NUM, _OPT_INT, _COUNTS = "str", "int", "bool", "strs", "num", "int?", "counts"
+_STR, _INT, _BOOL, _STRS, _NUM, _OPT_INT, _OPT_NUM, _COUNTS = (
+    "str", "int", "bool", "strs", "num", "int?", "num?", "counts")
 
 # op -> {argument: (type, required)}
 OPERATIONS: dict[str, dict[str, tuple[str, bool]]] = {
@@ -33,6 +34,11 @@ OPERATIONS: dict[str, dict[str, tuple[str, bool]]] = {
                 "reason": (_STR, False)},
     "git.erase": {"protocol": (_STR, True), "host": (_STR, True), "path": (_STR, False),
                   "username": (_STR, False)},
+    # An app attaching to a headless broker to answer approvals (see server._approver).
+    "approvals.attach": {},
+    "approvals.prove": {"proof": (_STR, True)},
+    "approvals.decide": {"id": (_INT, True), "allow": (_BOOL, True), "uses": (_OPT_INT, False),
+                         "ttl_seconds": (_OPT_NUM, False), "for_session": (_BOOL, False), "scopes": (_STRS, False)},
 }
 
 
@@ -52,6 +58,8 @@ def _check(kind: str, value: Any) -> bool:
         return value is None or _check(_INT, value)
     if kind == _NUM:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 10**9
+    if kind == _OPT_NUM:
+        return value is None or _check(_NUM, value)
     if kind == _BOOL:
         return isinstance(value, bool)
     if kind == _STRS:

@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from aegis_tui.core.audit import Outcome, Risk
+from aegis_tui.core.broker.approvals import Decision
 from aegis_tui.core.broker.peer import PeerInfo, describe_process
 from aegis_tui.core.broker.protocol import Request, decode_request, request_id_of
 from aegis_tui.core.broker.runtime import lock_path, peer_credentials, socket_path
@@ -32,6 +33,7 @@ from aegis_tui.core.broker.wire import (
     encode_error,
     encode_result,
 )
+from aegis_tui.core.crypto import random_bytes
 from aegis_tui.core.errors import AegisError, ConflictError, ProtocolError, RefusedError
 
 IDLE_TIMEOUT = 30.0  # a connection that sends nothing for this long is closed
@@ -146,6 +148,9 @@ class BrokerServer:
             if request.op == "mask":
                 await self._mask_stream(request, peer, reader, writer)
                 return
+            if request.op == "approvals.attach":
+                await self._approver(request, peer, reader, writer)
+                return
             writer.write(await self._answer(request, peer, reader))
             await writer.drain()
 
@@ -188,6 +193,58 @@ class BrokerServer:
         with contextlib.suppress(AegisError):
             vault.audit.append("broker.refused", vault.actor, outcome=Outcome.DENIED, risk=Risk.HIGH, target="broker",
                                detail={"peer_pid": pid, "peer_uid": uid, "reason": "another user"})
+
+    # -- an attached approver ---------------------------------------------------------------------
+    async def _approver(self, request: Request, peer: PeerInfo, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> None:
+        """An app that unlocked the same vault answers this (headless) broker's approvals.
+        It proves it holds the vault key by answering a one-time challenge; from then on
+        the broker pushes the pending list as ``{"event": "pending", ...}`` lines after
+        every change, and reads ``approvals.decide`` requests."""
+        vault = self.service.vault
+        challenge = random_bytes(32)
+        writer.write(encode_result(request.id, {"challenge": challenge.hex()}))
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), self.idle_timeout)
+        try:
+            proof = decode_request(line)
+        except ProtocolError as error:
+            writer.write(encode_error(request_id_of(line), error))
+            return
+        if proof.op != "approvals.prove" or not self.service.verify_approver(challenge, proof.args["proof"]):
+            with contextlib.suppress(AegisError):
+                vault.audit.append("approver.refused", vault.actor, outcome=Outcome.DENIED, risk=Risk.HIGH,
+                                   target="broker", detail={"peer": peer.to_dict()})
+            writer.write(encode_error(proof.id, RefusedError("only an app that unlocked this vault can answer approvals")))
+            return
+        queue = self.service.approvals
+        vault.audit.append("approver.attach", vault.actor, risk=Risk.MEDIUM, target="broker",
+                           detail={"peer": peer.to_dict()})
+        writer.write(encode_result(proof.id, {"attached": True, "timeout": queue.timeout}))
+
+        def push() -> None:
+            event = {"v": 1, "event": "pending", "requests": [p.to_wire() for p in queue.pending()]}
+            writer.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+
+        queue.approvers += 1
+        queue.subscribe(push)
+        try:
+            push()
+            await writer.drain()
+            while line := await reader.readline():
+                try:
+                    decide = decode_request(line)
+                    if decide.op != "approvals.decide":
+                        raise ProtocolError("an attached approver only sends approvals.decide")
+                    decision = Decision.from_wire(decide.args)
+                except AegisError as error:
+                    writer.write(encode_error(request_id_of(line), error))
+                else:
+                    writer.write(encode_result(decide.id, {"decided": queue.decide(decide.args["id"], decision)}))
+                await writer.drain()
+        finally:
+            queue.unsubscribe(push)
+            queue.approvers -= 1
 
     # -- the masking stream ----------------------------------------------------------------------
     async def _mask_stream(self, request: Request, peer: PeerInfo, reader: asyncio.StreamReader,

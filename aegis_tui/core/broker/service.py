@@ -64,7 +64,7 @@ class BrokerService:
         self.vault = vault
         self.mode = mode
         self.approvals = ApprovalQueue(approval_timeout)
-        self.approvals.approver_attached = mode == APP
+        self.approvals.approvers = 1 if mode == APP else 0
         self._grants = Grants(vault)
         self._sessions: tuple[int, list[AgentSession]] | None = None
         self._masker: tuple[int, Any] | None = None
@@ -273,6 +273,17 @@ class BrokerService:
         credential = resolve_git(credentials, caller.session, request)
         credentials.mark_failing(credential.name, via=f"git rejected it at {literal(git_location(request), 200)}")
         return {"name": credential.name}
+
+    # -- approvers ---------------------------------------------------------------------------------
+    def verify_approver(self, challenge: bytes, proof_hex: str) -> bool:
+        """Whether an attaching app proved it unlocked this vault (see ``approver_proof``)."""
+        from aegis_tui.core.crypto import approver_proof, constant_time_equal
+
+        try:
+            proof = bytes.fromhex(proof_hex)
+        except ValueError:
+            return False
+        return constant_time_equal(proof, approver_proof(self.vault.keys.data_key, challenge))
 
     # -- upkeep ------------------------------------------------------------------------------------------
     def sweep(self) -> int:

@@ -10,6 +10,12 @@ is what the agent reads. Two ways to connect it:
   bars only appear when a program sees a terminal, so it gets one of its own, and all
   it shows passes the filter on its way to ours.
 
+Signals asking the command to stop (SIGINT, SIGTERM, SIGHUP, SIGQUIT) are passed on to
+the child's process group, and we go on draining its output until it exits. The child
+gets a group (on a PTY, a session) of its own, except on pipes when a shell has handed
+us its terminal as stdin: there it stays in ours, so it can still read that terminal
+and Ctrl-C, Ctrl-Z and ``fg`` reach it straight from the terminal.
+
 Plain ``os``, ``select``, ``signal`` and ``termios``: this is on the hot path of every
 ``aegis-vault run``, where ``subprocess`` or ``asyncio`` would cost more to import than
 the whole run is allowed to take.
@@ -74,20 +80,21 @@ def run_child(
 ) -> ChildResult:
     """Run ``argv`` with exactly ``env``, showing its output only as ``filters`` pass it.
 
-    Returns once the child has exited and its output is drained. Signals asking "the
-    command" to stop are passed on to it, and we stop when it does, so nothing it prints
-    on the way out escapes the filter. Call from the main thread: only it may install
-    signal handlers.
+    Returns once the child has exited and its output has reached EOF: a background
+    process it left holding the output keeps us waiting, since what that prints must be
+    filtered too. Signals asking "the command" to stop are passed on to it, and we stop
+    when it does, so nothing it prints on the way out escapes the filter. Call from the
+    main thread: only it may install signal handlers.
     """
     if not argv:
         raise UsageError("no command given")
     where = os.path.abspath(cwd) if cwd is not None else None
     program = _find_program(argv[0], env, where)
     link: _PtyLink | _PipeLink
-    if use_pty:
-        link = _PtyLink(filters(STDOUT))
-    else:
-        link = _PipeLink(filters(STDOUT), filters(STDERR))
+    try:
+        link = _PtyLink(filters(STDOUT)) if use_pty else _PipeLink(filters(STDOUT), filters(STDERR))
+    except OSError as exc:  # out of descriptors or PTYs
+        raise _cannot_start(argv[0], exc) from None
     started = time.monotonic()
     try:
         status = _supervise(program, argv, env, where, link)
@@ -191,13 +198,13 @@ def _spawn(program: str, argv: list[str], env: Mapping[str, str], cwd: str | Non
     try:
         report_r, report_w = os.pipe()  # close-on-exec: EOF on it means the exec happened
     except OSError as exc:
-        raise AegisError(f"could not start {argv[0]}: {exc.strerror}") from None
+        raise _cannot_start(argv[0], exc) from None
     try:
         try:
             pid = os.fork()
         except OSError as exc:
             os.close(report_w)
-            raise AegisError(f"could not start {argv[0]}: {exc.strerror}") from None
+            raise _cannot_start(argv[0], exc) from None
         if pid == 0:
             _exec_child(program, argv, env, cwd, wire, mask, leaked, report_w)
         os.close(report_w)
@@ -243,7 +250,12 @@ def _exec_child(program: str, argv: list[str], env: Mapping[str, str], cwd: str 
         os._exit(127)
 
 
+def _cannot_start(command: str, exc: OSError) -> AegisError:
+    return AegisError(f"could not start {command}: {exc.strerror}")
+
+
 def _start_failure(report: bytes, command: str, cwd: str | None) -> AegisError:
+    """The error for what the child reported between fork and exec."""
     stage, _, code = report.decode("ascii", "replace").partition(":")
     reason = os.strerror(int(code)) if code.isdigit() and int(code) else "invalid argument"
     if stage == "chdir":
@@ -488,7 +500,7 @@ class _SignalRelay:
         self._resize = resize
         self._previous: dict[int, _Handler] = {}
         self._wake: tuple[int, int] | None = None
-        self._previous_wakeup = -1
+        self._previous_wakeup: int | None = None
 
     @property
     def wakeup_fd(self) -> int:
@@ -509,15 +521,18 @@ class _SignalRelay:
                 # Sharing the terminal's foreground group, the child got these from the
                 # terminal itself; passing them on would deliver them twice.
                 self._set(signum, signal.SIG_IGN)
-        if self._resize is not None:
-            self._set(signal.SIGWINCH, self._on_resize)
+        resize = self._resize
+        if resize is not None:
+            self._set(signal.SIGWINCH, lambda _signum, _frame: resize())
 
     def uninstall(self) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         self._previous.clear()
-        if self._wake is not None:
+        if self._previous_wakeup is not None:
             signal.set_wakeup_fd(self._previous_wakeup)
+            self._previous_wakeup = None
+        if self._wake is not None:
             for fd in self._wake:
                 os.close(fd)
             self._wake = None
@@ -536,10 +551,6 @@ class _SignalRelay:
 
     def _forward(self, signum: int, _frame: FrameType | None) -> None:
         self.send(signum)
-
-    def _on_resize(self, _signum: int, _frame: FrameType | None) -> None:
-        assert self._resize is not None
-        self._resize()
 
 
 def _pump(channels: list[_Channel], wakeup_fd: int, keyboard: _KeyboardRelay | None) -> None:
