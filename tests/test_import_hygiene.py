@@ -97,3 +97,35 @@ def test_import_linter_contracts_hold():
         pytest.skip(f"import-linter is not installed ({lint_imports} is missing)")
     proc = subprocess.run([str(lint_imports)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+@pytest.fixture
+def broker_serving(get_through_env_key, tmp_path):  # type: ignore[no-untyped-def]
+    """A real ``aegis-vault serve`` over the vault, with a standing grant for ``api``;
+    yields the environment of an agent that has no vault key."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    cli = get_through_env_key
+    granted = cli("grants", "add", "api")
+    assert granted.returncode == 0, granted.err
+    env = {**cli.env, "XDG_RUNTIME_DIR": str(runtime)}
+    broker = subprocess.Popen([sys.executable, "-m", "aegis_tui", "serve"], env=env, stderr=subprocess.PIPE)
+    try:
+        assert broker.stderr is not None
+        assert b"broker serving" in broker.stderr.readline()
+        yield {key: value for key, value in env.items() if key != "AEGIS_VAULT_KEY"}
+    finally:
+        broker.terminate()
+        broker.wait(timeout=30)
+
+
+def test_a_get_through_a_broker_imports_neither_the_vault_nor_cryptography_nor_argparse(broker_serving):
+    """The call agents make in loops: one socket round trip, nothing else."""
+    heavy = ("aegis_tui.core.vault", "cryptography", "argparse", "typing", "sqlite3", "keyring", *UI_TOOLKITS)
+    assert loaded_after(RUN_GET, heavy, env=broker_serving) == []
+
+
+def test_run_through_a_broker_imports_neither_the_vault_nor_cryptography(broker_serving):
+    code = "from aegis_tui.cli import main\nassert main(['run', '--need', 'api', '--', 'true']) == 0\n"
+    heavy = ("aegis_tui.core.vault", "cryptography", "sqlite3", "asyncio", "keyring", *UI_TOOLKITS)
+    assert loaded_after(code, heavy, env=broker_serving) == []
