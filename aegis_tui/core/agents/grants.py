@@ -18,7 +18,7 @@ from aegis_tui.core.agents.records import SealedRecords
 from aegis_tui.core.agents.sessions import context_contains
 from aegis_tui.core.audit import Risk
 from aegis_tui.core.crypto import random_hex
-from aegis_tui.core.errors import NotFoundError, UsageError
+from aegis_tui.core.errors import AegisError, NotFoundError, UsageError
 from aegis_tui.core.models import Credential, validate_context, validate_free_text
 from aegis_tui.core.vault import Vault
 
@@ -45,6 +45,11 @@ def validate_grant_id(raw: str) -> str:
     if not (raw.startswith("gr_") and len(raw) == 19 and all(ch in "0123456789abcdef" for ch in raw[3:])):
         raise UsageError("a grant id looks like gr_0123456789abcdef; see: aegis-vault grants list")
     return raw
+
+
+class GrantSpentError(AegisError):
+    """The grant stopped covering the request between finding and using it (another
+    request took its last use, or it was revoked or expired meanwhile)."""
 
 
 class Grant(NamedTuple):
@@ -205,11 +210,11 @@ class Grants:
             return grant
         found = self._records.get(grant.id)
         if found is None:
-            raise NotFoundError(f"grant {grant.id} vanished")
+            raise GrantSpentError(f"grant {grant.id} vanished")
         rev, data = found
         current = Grant.from_dict(data)
         if current.state(self._vault.clock()) != "active":
-            raise NotFoundError(f"grant {grant.id} is no longer active")
+            raise GrantSpentError(f"grant {grant.id} is no longer active")
         used = current._replace(uses_left=(current.uses_left or 0) - 1)
         self._records.update(used.to_dict(), rev)
         return used

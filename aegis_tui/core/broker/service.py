@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, TypeVar
 
 from aegis_tui.core.actor import Actor
-from aegis_tui.core.agents.grants import Grant, Grants
+from aegis_tui.core.agents.grants import Grant, Grants, GrantSpentError
 from aegis_tui.core.agents.policy import (
     check_usable,
     git_location,
@@ -123,18 +123,26 @@ class BrokerService:
         """The value, under a grant that covers it, asking the human if none does yet."""
         try:
             check_usable(credential, self.vault.clock())
-        except RefusedError as refusal:
+            for _ in range(2):
+                grant = self._grants.find(credential, caller.session.id if caller.session else None, scopes)
+                if grant is None:
+                    grant = await self._ask(credential, caller, scopes, reason, duration, via)
+                try:
+                    return await self._committed(self._use(credential, caller, grant, via)), grant
+                except GrantSpentError:
+                    continue  # a concurrent request took its last use: look again, or ask
+            raise DeniedError(f"access to {credential.name!r} was granted, but used up by other requests first")
+        except RefusedError as refusal:  # also when revoked while waiting: the rolled-back read left no trace
             self._audit(caller, "access.refused", credential, Risk.HIGH, Outcome.DENIED, reason=str(refusal))
             raise
-        grant = self._grants.find(credential, caller.session.id if caller.session else None, scopes)
-        if grant is None:
-            grant = await self._ask(credential, caller, scopes, reason, duration, via)
+
+    def _use(self, credential: Credential, caller: Caller, grant: Grant, via: str) -> Callable[[], Secret]:
         def use() -> Secret:
             Grants(self.vault, caller.actor).consume(grant)
             return Credentials(self.vault, caller.actor).reveal(credential.name, purpose=literal(via, 120),
                                                                 grant=grant.id)
 
-        return await self._committed(use), grant
+        return use
 
     async def _committed(self, work: Callable[[], T]) -> T:
         """Run ``work`` in a transaction shared with the other requests that arrived in
