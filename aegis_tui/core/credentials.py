@@ -174,6 +174,18 @@ class Credentials:
         """The value of the current (or a given) version. Audited, success or refusal;
         ``grant`` names the access grant a broker handed it out under."""
         record, credential = self._locate(name)
+        return self._reveal(record, credential, version, purpose, grant)
+
+    def reveal_id(self, credential_id: str, purpose: str, grant: str | None = None) -> Secret:
+        """``reveal`` by row id: for a broker that resolved the name moments ago, and
+        re-reads the row here (inside its transaction) to see a revocation since."""
+        record = self._store.get_credential(credential_id)
+        if record is None:
+            raise NotFoundError("the credential was destroyed meanwhile")
+        return self._reveal(record, self._open_meta(record, by_name=False), None, purpose, grant)
+
+    def _reveal(self, record: CredentialRecord, credential: Credential, version: int | None, purpose: str,
+                grant: str | None) -> Secret:
         wanted = credential.current_version if version is None else version
         if credential.status is Status.REVOKED:
             self._audit("read", credential, Risk.HIGH, Outcome.DENIED, version=wanted, reason="revoked", via=purpose)

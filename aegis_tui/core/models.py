@@ -80,6 +80,8 @@ _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 
 def _has_control(text: str) -> bool:
+    if text.isprintable():  # the usual case, in C: no Cc, Cf, Zl or Zp in a printable string
+        return False
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
 
 

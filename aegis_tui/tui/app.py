@@ -84,12 +84,13 @@ class AegisApp(App[None]):
         """The header's word on the broker (``None`` when this app does not host one)."""
         if not self.host_broker:
             return None
-        if self._broker.state is BrokerState.ELSEWHERE:
+        state = self._broker.state
+        if state is BrokerState.ELSEWHERE:
             return "broker ◌ served elsewhere", "$text-muted"
-        if self._broker.state is BrokerState.OFF:
-            return "broker ○ off", "$warning"
+        if state is BrokerState.OFF:
+            return "broker ○ off", "$text-muted"
         waiting = len(self._waiting())
-        return ("broker ● serving" + (f" · {waiting} pending" if waiting else ""),
+        return (f"broker ● {state}" + (f" · {waiting} pending" if waiting else ""),
                 "bold $warning" if waiting else "$success")
 
     @property
@@ -115,7 +116,12 @@ class AegisApp(App[None]):
         self._last_activity = self.clock()
         self.switch_screen(VaultScreen())
         if self.host_broker:
-            self.run_worker(self._broker.start(), group="broker")
+            self.run_worker(self._start_broker(), group="broker")
+
+    async def _start_broker(self) -> None:
+        await self._broker.start()
+        if self._broker.problem:
+            self.notify(self._broker.problem, title="Broker", severity="warning", timeout=10, markup=False)
 
     async def on_unmount(self) -> None:
         await self._broker.stop()
@@ -126,8 +132,8 @@ class AegisApp(App[None]):
         self.call_later(self._show_requests)
 
     def _waiting(self) -> list[PendingRequest]:
-        service = self._broker.service
-        pending = service.approvals.pending() if service is not None else []
+        approvals = self._broker.approvals
+        pending = approvals.pending() if approvals is not None else []
         self._answered &= {request.id for request in pending}
         return [request for request in pending if request.id not in self._answered]
 
@@ -135,15 +141,15 @@ class AegisApp(App[None]):
         """Refresh the header; show the oldest waiting request unless one is showing."""
         if self.vault_screen is not None:
             self.vault_screen.broker_changed()
-        service = self._broker.service
-        if service is None or not self.vault.is_unlocked or self._locking:
+        approvals = self._broker.approvals
+        if approvals is None or not self.vault.is_unlocked or self._locking:
             return
         waiting = self._waiting()
         showing = next((s for s in self.screen_stack if isinstance(s, ApprovalModal)), None)
         if showing is not None:
             showing.queue_changed(waiting)
         elif waiting:
-            self.push_screen(ApprovalModal(service.approvals, waiting[0], len(waiting)), self._approval_closed)
+            self.push_screen(ApprovalModal(approvals, waiting[0], len(waiting)), self._approval_closed)
 
     def _approval_closed(self, answered: int | None) -> None:
         if answered is not None:
@@ -170,7 +176,7 @@ class AegisApp(App[None]):
         keys can still seal the entries), then drop the keys and every screen with data."""
         if self._locking:
             return
-        if self._broker.service is None:
+        if self._broker.approvals is None:
             self._drop_keys_and_screens(message)
             return
         self._locking = True

@@ -1,9 +1,10 @@
 """The broker the app runs for its vault while the vault is unlocked.
 
-One broker per vault: when another one (``aegis-vault serve``, another app) already
-serves it, the app says so and leaves it be. Stopping denies what is still waiting and
-lets those denials reach the audit log before the caller drops the keys: an entry
-written after the lock could not be sealed, and it names a credential.
+One broker per vault: when another one already serves it (``aegis-vault serve``, or
+another app), the app attaches to that one to answer its approvals instead, proving
+with the vault key that it is the owner's app. Stopping denies what waits on our own
+broker and lets those denials reach the audit log before the caller drops the keys: an
+entry written after the lock could not be sealed, and it names a credential.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Protocol
 
+from aegis_tui.core.broker.approvals import Decision, PendingRequest
+from aegis_tui.core.broker.approver import RemoteApprovalQueue
 from aegis_tui.core.broker.server import BrokerServer
 from aegis_tui.core.broker.service import APP, BrokerService
 from aegis_tui.core.errors import AegisError, ConflictError
@@ -20,10 +24,22 @@ from aegis_tui.core.vault import Vault
 _DRAIN_SECONDS = 1.0  # denied requests leave the queue within a few turns of the loop
 
 
+class Approvals(Protocol):
+    """What the approval dialog needs of a queue, ours (``ApprovalQueue``) or a remote one."""
+
+    timeout: float
+
+    def pending(self) -> list[PendingRequest]: ...
+    def decide(self, request_id: int, decision: Decision) -> bool: ...
+    def subscribe(self, listener: Callable[[], None]) -> None: ...
+    def unsubscribe(self, listener: Callable[[], None]) -> None: ...
+
+
 class BrokerState(StrEnum):
     OFF = "off"
-    SERVING = "serving"
-    ELSEWHERE = "elsewhere"  # another broker holds this vault's socket
+    SERVING = "serving"  # our own broker
+    ATTACHED = "attached"  # answering the approvals of the broker that serves this vault
+    ELSEWHERE = "elsewhere"  # another broker serves it and would not take us as approver
 
 
 class BrokerHost:
@@ -34,39 +50,74 @@ class BrokerHost:
         self._approval_timeout = approval_timeout
         self._on_change = on_change
         self._server: BrokerServer | None = None
+        self._remote: RemoteApprovalQueue | None = None
         self._turn = asyncio.Lock()  # a start waits for the previous stop to free the socket
+        self._restarting: asyncio.Future[None] | None = None
         self.state = BrokerState.OFF
-        self.problem = ""  # why it is off, when starting failed
+        self.problem = ""  # why agents cannot reach the vault through us, when they cannot
 
     @property
     def service(self) -> BrokerService | None:
         return self._server.service if self._server is not None else None
 
+    @property
+    def approvals(self) -> Approvals | None:
+        if self._server is not None:
+            return self._server.service.approvals
+        return self._remote
+
     async def start(self) -> None:
         async with self._turn:
             path = getattr(self._vault.store, "path", None)
-            if self._server is not None or not self._vault.is_unlocked or path is None:
+            if self.state is not BrokerState.OFF or not self._vault.is_unlocked or path is None:
                 return
             server = BrokerServer(BrokerService(self._vault, mode=APP, approval_timeout=self._approval_timeout),
                                   str(path))
             try:
                 await server.start()
             except ConflictError:
-                await server.close()
-                self.state = BrokerState.ELSEWHERE
+                await self._attach(str(path))
             except (AegisError, OSError) as error:
                 await server.close()
-                self.state, self.problem = BrokerState.OFF, str(error)
+                self.problem = str(error)
             else:
                 server.service.approvals.subscribe(self._on_change)
                 self._server, self.state, self.problem = server, BrokerState.SERVING, ""
         self._on_change()
 
+    async def _attach(self, path: str) -> None:
+        try:
+            remote = await RemoteApprovalQueue.attach(path, self._vault.keys.data_key)
+        except (AegisError, OSError, ValueError) as error:
+            self.state = BrokerState.ELSEWHERE
+            self.problem = f"another broker serves this vault and did not take this app as its approver ({error})"
+            return
+        remote.subscribe(self._remote_changed)
+        self._remote, self.state, self.problem = remote, BrokerState.ATTACHED, ""
+
+    def _remote_changed(self) -> None:
+        remote = self._remote
+        if remote is not None and not remote.connected:
+            # That broker stopped: serve the vault ourselves from now on (or attach to its successor).
+            self._remote, self.state = None, BrokerState.OFF
+            remote.unsubscribe(self._remote_changed)
+            self._restarting = asyncio.ensure_future(self._restart(remote))
+        self._on_change()
+
+    async def _restart(self, gone: RemoteApprovalQueue) -> None:
+        await gone.close()
+        await self.start()
+
     async def stop(self) -> None:
-        """Deny every waiting request, stop listening, and return once the denials are recorded."""
+        """Deny what waits on our broker, stop listening (or detach), and return once the
+        denials are recorded."""
         async with self._turn:
             server, self._server = self._server, None
+            remote, self._remote = self._remote, None
             self.state = BrokerState.OFF
+            if remote is not None:
+                remote.unsubscribe(self._remote_changed)
+                await remote.close()  # its requests wait for another app, or their timeout
             if server is not None:
                 approvals = server.service.approvals
                 await server.close()

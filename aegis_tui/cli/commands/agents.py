@@ -179,7 +179,7 @@ def grants_add(args: argparse.Namespace) -> int:
         credential = Credentials(vault).resolve(args.reference) if args.reference else None
         grant = Grants(vault).create(credential=credential, selector=selector, context=args.context or "",
                                      session_id=args.session, scopes=args.scope, uses=uses,
-                                     ttl_seconds=ttl or None, reason=args.reason)
+                                     ttl_seconds=ttl, reason=args.reason)
     sys.stdout.write(grant.id + "\n")
     err(f"aegis-vault: granted {grant.label} ({'session ' + grant.session_id if grant.session_id else 'standing'})")
     return 0

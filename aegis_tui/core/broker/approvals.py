@@ -139,16 +139,23 @@ class ApprovalQueue:
     def new_id(self) -> int:
         return next(self._numbers)
 
-    async def ask(self, request: PendingRequest) -> Decision | None:
-        """Wait for a human; ``None`` when the timeout passed with no answer."""
+    async def ask(self, request: PendingRequest, gone: asyncio.Future[None] | None = None) -> Decision | None:
+        """Wait for a human; ``None`` when the timeout passed with no answer. ``gone``
+        completes if the requester hangs up: the request is withdrawn (ConnectionError)."""
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._pending[request.id] = (request, future)
         self._changed()
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout)
-        except asyncio.TimeoutError:
+            done, _ = await asyncio.wait({future} | ({gone} if gone else set()), timeout=self.timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if future in done:
+                return future.result()
+            if gone is not None and gone in done:
+                raise ConnectionError("the client left while waiting for approval")
             return None
         finally:
+            if gone is not None:
+                gone.cancel()
             self._pending.pop(request.id, None)
             self._changed()
 

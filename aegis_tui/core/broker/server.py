@@ -37,9 +37,19 @@ from aegis_tui.core.crypto import random_bytes
 from aegis_tui.core.errors import AegisError, ConflictError, ProtocolError, RefusedError
 
 IDLE_TIMEOUT = 30.0  # a connection that sends nothing for this long is closed
-REQUEST_TIMEOUT = 30.0  # any operation that does not wait for a human
 SWEEP_INTERVAL = 15.0
-_APPROVAL_OPS = {"get", "git.get"}
+
+
+def _hang_up(reader: asyncio.StreamReader) -> asyncio.Future[None]:
+    """Done when the client closes its end: started only while a request waits for a
+    human, so a client that gives up withdraws its request (the dialog goes away).
+    A client that sends more before its answer loses those bytes (it must wait)."""
+
+    async def watch() -> None:
+        while await reader.read(4096):
+            pass
+
+    return asyncio.ensure_future(watch())
 
 
 class BrokerServer:
@@ -128,15 +138,18 @@ class BrokerServer:
             await writer.drain()
             return
         peer = describe_process(pid, uid)
+        loop = asyncio.get_running_loop()
         while True:
+            # A timer, not wait_for: this runs for every request, and wait_for makes a task.
+            idle = loop.call_later(self.idle_timeout, writer.close)
             try:
-                line = await asyncio.wait_for(reader.readline(), self.idle_timeout)
-            except asyncio.TimeoutError:
-                return
+                line = await reader.readline()
             except (ValueError, asyncio.LimitOverrunError):
                 writer.write(encode_error(None, ProtocolError(f"request larger than {MAX_FRAME_BYTES} bytes")))
                 await writer.drain()
                 return  # the rest of that frame cannot be told from the next request
+            finally:
+                idle.cancel()
             if not line.endswith(b"\n"):
                 return  # end of stream, possibly mid-request: nobody is left to answer
             try:
@@ -155,38 +168,16 @@ class BrokerServer:
             await writer.drain()
 
     async def _answer(self, request: Request, peer: PeerInfo, reader: asyncio.StreamReader) -> bytes:
-        waits_for_human = request.op in _APPROVAL_OPS
-        timeout = self.service.approvals.timeout + REQUEST_TIMEOUT if waits_for_human else REQUEST_TIMEOUT
-        handling = asyncio.ensure_future(self.service.handle(request, peer))
+        """Nothing here waits except for a human (bounded by the approval timeout) and
+        for the shared commit; so no per-request task or timer on the hot path."""
         try:
-            if waits_for_human:
-                await self._unless_client_leaves(handling, reader, timeout)
-            return encode_result(request.id, await asyncio.wait_for(handling, timeout))
+            return encode_result(request.id, await self.service.handle(request, peer, lambda: _hang_up(reader)))
         except AegisError as error:
             return encode_error(request.id, error)
-        except asyncio.TimeoutError:
-            return encode_error(request.id, AegisError(f"{request.op} took longer than {int(timeout)} s"))
         except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception as error:  # never a traceback, never a value: the type is enough to debug
             return encode_error(request.id, AegisError(f"the broker failed on {request.op} ({type(error).__name__})"))
-
-    @staticmethod
-    async def _unless_client_leaves(handling: asyncio.Future[Any], reader: asyncio.StreamReader, timeout: float) -> None:
-        """While a request waits for a human, watch the connection: a client that hangs up
-        withdraws its request (the dialog goes away) instead of leaving it to time out."""
-        watching = asyncio.ensure_future(reader.read(1))
-        done, _ = await asyncio.wait({handling, watching}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if handling in done:
-            watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
-            return
-        if watching in done and watching.result() == b"":
-            handling.cancel()
-            raise ConnectionError("the client left while waiting for approval")
-        # Otherwise the client sent more before its answer came: that byte is lost and its
-        # next request will be refused as malformed; this one carries on.
 
     def _refuse_stranger(self, pid: int, uid: int) -> None:
         vault = self.service.vault

@@ -46,6 +46,7 @@ class Caller(NamedTuple):
     peer: PeerInfo
     session: AgentSession | None
     actor: Actor
+    hang_up: Callable[[], asyncio.Future[None]] | None = None  # starts watching for the client leaving
 
 
 def _git_request(args: dict[str, Any]) -> GitRequest:
@@ -69,6 +70,7 @@ class BrokerService:
         self._sessions: tuple[int, list[AgentSession]] | None = None
         self._masker: tuple[int, Any] | None = None
         self._batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._resolved: tuple[int, dict[tuple[str, str | None], Credential]] = (-1, {})
         self.requests_served = 0
 
     # -- who is asking --------------------------------------------------------------------
@@ -88,11 +90,13 @@ class BrokerService:
                      session_id=session.id if session else None)
 
     # -- dispatch -----------------------------------------------------------------------------
-    async def handle(self, request: Request, peer: PeerInfo) -> dict[str, Any]:
+    async def handle(self, request: Request, peer: PeerInfo,
+                     hang_up: Callable[[], asyncio.Future[None]] | None = None) -> dict[str, Any]:
+        """``hang_up``: how to notice the client leaving, should the request wait for a human."""
         if not self.vault.is_unlocked:
             raise UnlockError("the vault is locked; unlock it in the aegis-vault app")
         session = None if request.op in _SESSION_FREE_OPS else self._session_of(request, peer)
-        caller = Caller(peer, session, self._actor(peer, session))
+        caller = Caller(peer, session, self._actor(peer, session), hang_up)
         handler: Callable[[dict[str, Any], Caller], Any] = getattr(self, "_op_" + request.op.replace(".", "_"))
         result = handler(request.args, caller)
         if isinstance(result, Awaitable):
@@ -110,8 +114,22 @@ class BrokerService:
         found = list_visible(Credentials(self.vault, caller.actor), caller.session, parse_filter(args))
         return {"credentials": [credential_summary(c, now) for c in found]}
 
+    def _resolve(self, reference: str, caller: Caller) -> Credential:
+        """``resolve_visible``, remembered until anything in the vault changes: a looped
+        ``get`` of one name should not decrypt and check its record twice per call."""
+        version = self.vault.store.change_version()
+        key = (reference, caller.session.id if caller.session else None)
+        if version == 0 or self._resolved[0] != version:
+            self._resolved = (version, {})
+        found = self._resolved[1].get(key)
+        if found is None:
+            found = resolve_visible(Credentials(self.vault, caller.actor), reference, caller.session)
+            if len(self._resolved[1]) < 10_000:
+                self._resolved[1][key] = found
+        return found
+
     async def _op_get(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        credential = resolve_visible(Credentials(self.vault, caller.actor), args["ref"], caller.session)
+        credential = self._resolve(args["ref"], caller)
         value, grant = await self.obtain(credential, caller, scopes=tuple(args.get("scopes", ())),
                                          reason=args.get("reason", ""), duration=args.get("duration"),
                                          via=args.get("via", "aegis-vault get"))
@@ -139,8 +157,7 @@ class BrokerService:
     def _use(self, credential: Credential, caller: Caller, grant: Grant, via: str) -> Callable[[], Secret]:
         def use() -> Secret:
             Grants(self.vault, caller.actor).consume(grant)
-            return Credentials(self.vault, caller.actor).reveal(credential.name, purpose=literal(via, 120),
-                                                                grant=grant.id)
+            return Credentials(self.vault, caller.actor).reveal_id(credential.id, literal(via, 120), grant=grant.id)
 
         return use
 
@@ -187,7 +204,7 @@ class BrokerService:
         )
         self._audit(caller, "access.request", credential, Risk.MEDIUM, request=pending.id, scopes=list(scopes),
                     reason=pending.reason, via=pending.via, peer=caller.peer.to_dict())
-        decision = await self.approvals.ask(pending)
+        decision = await self.approvals.ask(pending, caller.hang_up() if caller.hang_up else None)
         if decision is None:
             self._audit(caller, "access.timeout", credential, Risk.MEDIUM, Outcome.DENIED, request=pending.id)
             where = "" if self.approvals.approver_attached else " (no app is attached to this broker: start aegis-vault)"

@@ -22,9 +22,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from aegis_tui.core.agents.grants import validate_scopes
-from aegis_tui.core.broker.approvals import ApprovalQueue, Decision, PendingRequest
+from aegis_tui.core.broker.approvals import Decision, PendingRequest
 from aegis_tui.core.broker.peer import PeerInfo
 from aegis_tui.core.errors import UsageError
+from aegis_tui.tui.broker_host import Approvals
 from aegis_tui.tui.when import clock_time, countdown
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class ApprovalModal(ModalScreen[int | None]):
         Binding("e", "edit_scope", "Edit scope", id="approval.scope", tooltip="Change the scopes granted"),
     ]
 
-    def __init__(self, approvals: ApprovalQueue, request: PendingRequest, waiting: int) -> None:
+    def __init__(self, approvals: Approvals, request: PendingRequest, waiting: int) -> None:
         super().__init__()
         self.approvals = approvals
         self.request = request
