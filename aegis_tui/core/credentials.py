@@ -174,18 +174,19 @@ class Credentials:
         """The value of the current (or a given) version. Audited, success or refusal;
         ``grant`` names the access grant a broker handed it out under."""
         record, credential = self._locate(name)
-        return self._reveal(record, credential, version, purpose, grant)
+        return self._reveal(record, credential, version, purpose, {"grant": grant} if grant else {})
 
-    def reveal_id(self, credential_id: str, purpose: str, grant: str | None = None) -> Secret:
-        """``reveal`` by row id: for a broker that resolved the name moments ago, and
-        re-reads the row here (inside its transaction) to see a revocation since."""
+    def reveal_id(self, credential_id: str, purpose: str, evidence: dict[str, object]) -> Secret:
+        """``reveal`` by row id, for a broker that resolved the name moments ago (it re-reads
+        the row here, inside its transaction, to see a revocation since). ``evidence``
+        (the grant, the requesting process) goes into the audit entry."""
         record = self._store.get_credential(credential_id)
         if record is None:
             raise NotFoundError("the credential was destroyed meanwhile")
-        return self._reveal(record, self._open_meta(record, by_name=False), None, purpose, grant)
+        return self._reveal(record, self._open_meta(record, by_name=False), None, purpose, evidence)
 
     def _reveal(self, record: CredentialRecord, credential: Credential, version: int | None, purpose: str,
-                grant: str | None) -> Secret:
+                evidence: dict[str, object]) -> Secret:
         wanted = credential.current_version if version is None else version
         if credential.status is Status.REVOKED:
             self._audit("read", credential, Risk.HIGH, Outcome.DENIED, version=wanted, reason="revoked", via=purpose)
@@ -196,8 +197,7 @@ class Credentials:
         info = self._version_info(credential, stored[wanted])
         value = self._vault.keys.sealer.open(stored[wanted].sealed, self._value_aad(record.id, wanted), "a secret value")
         risk = Risk.HIGH if credential.status is Status.EXPOSED or info.state is VersionState.RETIRED else Risk.MEDIUM
-        extra = {"grant": grant} if grant else {}
-        self._audit("read", credential, risk, version=wanted, state=info.state, via=purpose, **extra)
+        self._audit("read", credential, risk, version=wanted, state=info.state, via=purpose, **evidence)
         return Secret(value)
 
     def active_values(self) -> dict[str, list[Secret]]:

@@ -71,6 +71,7 @@ class BrokerService:
         self._masker: tuple[int, Any] | None = None
         self._batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._resolved: tuple[int, dict[tuple[str, str | None], Credential]] = (-1, {})
+        self._peers: dict[PeerInfo, dict[str, str]] = {}
         self.requests_served = 0
 
     # -- who is asking --------------------------------------------------------------------
@@ -82,6 +83,17 @@ class BrokerService:
 
     def _session_of(self, request: Request, peer: PeerInfo) -> AgentSession | None:
         return session_for(self._all_sessions(), request.session, peer.ancestry, self.vault.clock())
+
+    def _evidence(self, peer: PeerInfo) -> dict[str, str]:
+        """Where a request came from, for its audit entry: the executable, the working
+        folder and the process chain, as three strings (a connection's peer does not change,
+        so this is built once per peer)."""
+        found = self._peers.get(peer)
+        if found is None:
+            if len(self._peers) > 4096:
+                self._peers.clear()
+            found = self._peers[peer] = {"exe": peer.exe, "cwd": peer.cwd, "chain": peer.describe()}
+        return found
 
     def _actor(self, peer: PeerInfo, session: AgentSession | None) -> Actor:
         chain = peer.chain
@@ -157,7 +169,8 @@ class BrokerService:
     def _use(self, credential: Credential, caller: Caller, grant: Grant, via: str) -> Callable[[], Secret]:
         def use() -> Secret:
             Grants(self.vault, caller.actor).consume(grant)
-            return Credentials(self.vault, caller.actor).reveal_id(credential.id, literal(via, 120), grant=grant.id)
+            return Credentials(self.vault, caller.actor).reveal_id(
+                credential.id, literal(via, 120), {"grant": grant.id, **self._evidence(caller.peer)})
 
         return use
 
