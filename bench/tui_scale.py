@@ -107,7 +107,8 @@ async def measure(path: str, expected: int, query: str, runs: int, workdir: str)
 
     vault = Vault.open(path)
     result: dict[str, Any] = {"rss_before_app_kib": rss_kib()}
-    app = AegisApp(vault, settings=Settings(), settings_path=os.path.join(workdir, "config.toml"), live=False)
+    app = AegisApp(vault, settings=Settings(), settings_path=os.path.join(workdir, "config.toml"), live=False,
+                   host_broker=False)  # the list is measured here, not the broker
     async with app.run_test(size=SIZE) as pilot:
         while not (isinstance(app.screen, UnlockScreen) and isinstance(app.focused, Input)):
             await pilot.pause(0.01)

@@ -36,6 +36,8 @@ os.environ["TZ"] = "UTC"  # the audit panel prints local times
 time.tzset()
 sys.argv[0] = "aegis-vault"  # the audit log names the program: show what a user would see
 
+from aegis_tui.core.agents.sessions import AgentSession  # noqa: E402
+from aegis_tui.core.broker.approvals import PendingRequest, literal  # noqa: E402
 from aegis_tui.core.config import Settings  # noqa: E402
 from aegis_tui.core.credentials import Credentials  # noqa: E402
 from aegis_tui.core.crypto import new_kdf_params  # noqa: E402
@@ -53,8 +55,52 @@ SETTINGS_LABEL = "~/.config/aegis-vault/config.toml"  # shown only; see Screensh
 TYPED_VALUE = "lin_api_Demo7fQ2mZx9KpL4wR8sT1vY"
 TYPED_TOTP_SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 EXPECTED = ("unlock", "vault", "vault-80x24", "filter", "add", "totp-form", "rotate", "revoke", "destroy",
-            "help", "settings", "palette")
+            "help", "settings", "palette", "grants", "approval")
 WINDOW = 16  # a leaked value is found by any 16-character piece of it
+AGENT_REASON = "push the fix for CI failure #812 (the release workflow tags v2.3.1 and pushes to main)"
+
+
+# -- an agent at work ------------------------------------------------------------------------------
+def seed_agents(vault: Vault) -> AgentSession:
+    """An agent session and its grants, with fixed ids (real ones are random), stored the
+    way the core stores them; returns the session."""
+    from aegis_tui.core.agents.grants import GRANT_KIND, Grant
+    from aegis_tui.core.agents.records import SealedRecords
+    from aegis_tui.core.agents.sessions import SESSION_KIND
+
+    session = AgentSession(id="as_4f1c2a9e7b3d5c80", label="claude · CI fix", context="acme/dev",
+                           created_at=NOW - 3600, expires_at=NOW + 3600, root_pid=4121, root_started=98765,
+                           created_by="you via aegis-vault (pid 4100) ← zsh")
+    ids = {c.name: c.id for c in Credentials(vault).list()}
+    by = "approved in the app (request 2)"
+    grants = [
+        Grant("gr_00000000000000a1", "github-pat-ci", ids["github-pat-ci"], context="acme/dev", session_id=session.id,
+              scopes=("repo:push",), expires_at=NOW + 3000, created_at=NOW - 600, created_by=by,
+              reason="push the fix for CI failure #812"),
+        Grant("gr_00000000000000a2", "service:aws", selector="service:aws", context="acme/prod", uses_left=8,
+              expires_at=NOW + 30 * 86400, created_at=NOW - 7200, created_by="you via aegis-vault (pid 4000)",
+              reason="nightly backup job"),
+        Grant("gr_00000000000000a3", "slack-bot", ids["slack-bot"], context="acme/dev", session_id=session.id,
+              uses_left=1, expires_at=NOW + 900, created_at=NOW - 120, created_by=by, reason="post the release note"),
+    ]
+    with vault.store.transaction():
+        SealedRecords(vault, SESSION_KIND).insert(session.to_dict())
+        for grant in grants:
+            SealedRecords(vault, GRANT_KIND).insert(grant.to_dict())
+    return session
+
+
+def agent_request(vault: Vault, session: AgentSession) -> PendingRequest:
+    """What the broker records about an agent's request; the process is fixed (real pids vary)."""
+    from aegis_tui.core.broker.peer import PeerInfo, ProcessInfo
+
+    peer = PeerInfo(pid=4121, uid=1000, exe="/usr/bin/node", cwd="/home/you/src/acme-api",
+                    chain=(ProcessInfo(4121, "claude"), ProcessInfo(4080, "node"), ProcessInfo(3900, "zsh")),
+                    ancestry=())
+    credential = next(c for c in Credentials(vault).list() if c.name == "github-pat-ci")
+    return PendingRequest(id=3, created_at=NOW - 17, deadline=NOW + 103, peer=peer, session=session,
+                          credential=credential, scopes=("repo:push",), reason=literal(AGENT_REASON), duration=None,
+                          via="aegis-vault run -- git push origin main")
 
 
 # -- taking the screenshots ------------------------------------------------------------------
@@ -187,6 +233,24 @@ async def take(out: Path, workdir: Path) -> Vault:
         shot("palette", "command palette")
         await pilot.press("escape")
         await settle()
+
+        session = seed_agents(vault)
+        await pilot.press("A")
+        await settle()
+        await pilot.pause(0.2)  # the grants load in a worker, then draw
+        await settle()
+        shot("grants", "agent grants")
+        await pilot.press("escape")
+        await settle()
+
+        assert app.broker_service is not None, "the app did not start its broker"
+        asking = asyncio.ensure_future(app.broker_service.approvals.ask(agent_request(vault, session)))
+        await settle()
+        await pilot.pause(0.2)
+        await settle()
+        shot("approval", "an agent asks for a credential")
+        await pilot.press("escape")  # Deny
+        await asking
     return vault
 
 

@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -100,11 +102,10 @@ def test_import_linter_contracts_hold():
 
 
 @pytest.fixture
-def broker_serving(get_through_env_key, tmp_path):  # type: ignore[no-untyped-def]
+def broker_serving(get_through_env_key):  # type: ignore[no-untyped-def]
     """A real ``aegis-vault serve`` over the vault, with a standing grant for ``api``;
     yields the environment of an agent that has no vault key."""
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
+    runtime = Path(tempfile.mkdtemp(prefix="aeg-", dir="/tmp"))  # socket paths are limited to 108 bytes
     cli = get_through_env_key
     granted = cli("grants", "add", "api")
     assert granted.returncode == 0, granted.err
@@ -117,6 +118,7 @@ def broker_serving(get_through_env_key, tmp_path):  # type: ignore[no-untyped-de
     finally:
         broker.terminate()
         broker.wait(timeout=30)
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def test_a_get_through_a_broker_imports_neither_the_vault_nor_cryptography_nor_argparse(broker_serving):

@@ -176,10 +176,10 @@ class AegisApp(App[None]):
         keys can still seal the entries), then drop the keys and every screen with data."""
         if self._locking:
             return
-        if self._broker.approvals is None:
+        if not self.host_broker:
             self._drop_keys_and_screens(message)
             return
-        self._locking = True
+        self._locking = True  # also waits for a broker still starting, so none outlives the lock
         self.run_worker(self._lock_after_broker(message), group="lock")
 
     async def _lock_after_broker(self, message: str) -> None:

@@ -21,7 +21,7 @@ from aegis_tui.core.broker.service import APP, BrokerService
 from aegis_tui.core.errors import AegisError, ConflictError
 from aegis_tui.core.vault import Vault
 
-_DRAIN_SECONDS = 1.0  # denied requests leave the queue within a few turns of the loop
+_TAKEOVER_TRIES, _TAKEOVER_PAUSE = 10, 0.2
 
 
 class Approvals(Protocol):
@@ -105,12 +105,22 @@ class BrokerHost:
         self._on_change()
 
     async def _restart(self, gone: RemoteApprovalQueue) -> None:
+        """Take over from a broker that stopped; it may still hold the vault's lock for a moment."""
         await gone.close()
-        await self.start()
+        for _ in range(_TAKEOVER_TRIES):
+            await self.start()
+            if self.state is not BrokerState.ELSEWHERE:
+                return
+            self.state = BrokerState.OFF
+            await asyncio.sleep(_TAKEOVER_PAUSE)
+        self.state = BrokerState.ELSEWHERE
+        self._on_change()
 
     async def stop(self) -> None:
-        """Deny what waits on our broker, stop listening (or detach), and return once the
-        denials are recorded."""
+        """Deny what waits on our broker (recorded and answered while the keys can still
+        seal the audit entries), stop listening, or detach from another broker."""
+        if self._restarting is not None:
+            self._restarting.cancel()
         async with self._turn:
             server, self._server = self._server, None
             remote, self._remote = self._remote, None
@@ -119,11 +129,6 @@ class BrokerHost:
                 remote.unsubscribe(self._remote_changed)
                 await remote.close()  # its requests wait for another app, or their timeout
             if server is not None:
-                approvals = server.service.approvals
-                await server.close()
-                loop = asyncio.get_running_loop()
-                give_up = loop.time() + _DRAIN_SECONDS
-                while approvals.pending() and loop.time() < give_up:
-                    await asyncio.sleep(0.01)
-                approvals.unsubscribe(self._on_change)
+                await server.close()  # denies what waits, and lets the denials out first
+                server.service.approvals.unsubscribe(self._on_change)
         self._on_change()

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 PASSPHRASE = "tmux e2e passphrase 42"
 ENV_KEY = "a7" * 32  # an env slot too, so the CLI checks need no passphrase
@@ -42,10 +48,21 @@ def _get_matches(cli: Any, expected: str) -> bool:
     return result.stdout.rstrip(b"\n") == expected.encode()
 
 
-def test_add_rotate_revoke_by_keystrokes(tmux: Any, cli: Any, app_argv: list[str]) -> None:
+@pytest.fixture
+def private_runtime() -> Iterator[Path]:
+    """A short private folder for the app's broker socket (socket paths are limited to 108 bytes)."""
+    folder = Path(tempfile.mkdtemp(prefix="aeg-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_add_rotate_revoke_by_keystrokes(tmux: Any, cli: Any, app_argv: list[str], private_runtime: Path) -> None:
     created = cli("init", "--passphrase-stdin", input=PASSPHRASE + "\n", env={"AEGIS_VAULT_KEY": ENV_KEY})
     assert created.returncode == 0, created.err
     app_env = {key: value for key, value in cli.env.items() if key != "AEGIS_VAULT_KEY"}
+    # The app hosts a broker; its socket goes elsewhere, so the CLI checks below unlock the
+    # vault themselves instead of asking the app (which would pop an approval).
+    app_env["XDG_RUNTIME_DIR"] = str(private_runtime)
     tmux.start(["env", "-u", "AEGIS_VAULT_KEY", *app_argv], app_env)
     cli.env["AEGIS_VAULT_KEY"] = ENV_KEY  # for the CLI checks only
 

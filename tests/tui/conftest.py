@@ -2,23 +2,29 @@
 
 - ``make_app``: a factory for ``AegisApp`` over a fresh demo vault in ``tmp_path``: frozen
   clock, fast KDF, ``live=False`` unless asked (no timers, no cursor blink). Extra
-  credentials can be added through the core before the app starts.
+  credentials can be added through the core before the app starts. The app hosts no
+  broker (opens no socket) unless asked with ``host_broker=True``.
 - ``unlock`` / ``settle`` / ``wait_until``: pilot helpers; ``unlocked(app)`` runs the
   app and unlocks it.
 - ``snapshot_app``: a deterministic app for screenshots (fixed actor, relative paths,
   UTC), so the pictures do not depend on the temp folder, the process or the time zone.
+- ``broker_runtime`` / ``broker_get``: a private socket folder for an app that hosts its
+  broker, and a real client asking that broker from a thread.
 
 Secret values never reach an assertion message: helpers compare and return a bool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import os
 import re
+import shutil
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +36,8 @@ from textual.widget import Widget
 from textual.widgets import Input, Select
 
 from aegis_tui.core.actor import Actor
+from aegis_tui.core.broker.approvals import DEFAULT_APPROVAL_TIMEOUT
+from aegis_tui.core.broker.client import BrokerClient
 from aegis_tui.core.config import Settings
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.crypto import new_kdf_params
@@ -96,7 +104,8 @@ def add_through_core(vault: Vault, extras: Iterable[Extra]) -> None:
 def make_app(tmp_path: Path) -> Callable[..., Built]:
     built: list[Built] = []
 
-    def factory(settings: Settings | None = None, *, live: bool = False, extras: Iterable[Extra] = ()) -> Built:
+    def factory(settings: Settings | None = None, *, live: bool = False, extras: Iterable[Extra] = (),
+                host_broker: bool = False, approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT) -> Built:
         folder = tmp_path / f"app{len(built)}"
         folder.mkdir(mode=0o700)
         clock = SettableClock(NOW)
@@ -105,7 +114,7 @@ def make_app(tmp_path: Path) -> Callable[..., Built]:
         add_through_core(vault, extras)
         settings_path = folder / "config.toml"
         app = AegisApp(vault, settings=settings or Settings(), settings_path=str(settings_path), clock=clock,
-                       live=live)
+                       live=live, host_broker=host_broker, approval_timeout=approval_timeout)
         result = Built(app, vault, clock, folder, settings_path)
         built.append(result)
         return result
@@ -281,7 +290,7 @@ def snapshot_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..
     time.tzset()
     vaults: list[Vault] = []
 
-    def factory(settings: Settings | None = None) -> AegisApp:
+    def factory(settings: Settings | None = None, *, host_broker: bool = False) -> AegisApp:
         clock = SettableClock(NOW)
         os.makedirs("demo", mode=0o700, exist_ok=True)
         vault, _recovery = Vault.create("demo/vault.db", passphrase=Secret(DEMO_PASSPHRASE), kdf=KDF, clock=clock,
@@ -295,10 +304,37 @@ def snapshot_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..
         vault.lock()
         vaults.append(vault)
         return AegisApp(vault, settings=settings or Settings(), settings_path="demo/config.toml", clock=clock,
-                        live=False)
+                        live=False, host_broker=host_broker)
 
     yield factory  # type: ignore[misc]
     for vault in vaults:
         vault.close()
     monkeypatch.undo()
     time.tzset()
+
+
+# -- the app's broker ---------------------------------------------------------------------------
+@pytest.fixture
+def broker_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A private ``XDG_RUNTIME_DIR`` for this test's broker sockets, and no ``AEGIS_SESSION``:
+    brokers of parallel tests never meet, and no client names a session by accident."""
+    folder = tempfile.mkdtemp(prefix="aegis-rt-", dir="/tmp")  # short: a socket path has 107 bytes at most
+    os.chmod(folder, 0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", folder)
+    monkeypatch.delenv("AEGIS_SESSION", raising=False)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def broker_get(vault: Vault, ref: str, *, reason: str = "", session: str | None = None,
+               scopes: Iterable[str] = ()) -> asyncio.Future[dict[str, object]]:
+    """``get`` through the broker serving ``vault``, from a real blocking client in a thread,
+    as an agent's ``aegis-vault get`` would; the future holds the reply or the error."""
+    def call() -> dict[str, object]:
+        client = BrokerClient.connect(str(vault.store.path), session=session)  # type: ignore[attr-defined]
+        if client is None:
+            raise AssertionError("no broker serves the vault")
+        with client:
+            return client.call("get", {"ref": ref, "reason": reason, "scopes": list(scopes)}, timeout=60)
+
+    return asyncio.ensure_future(asyncio.to_thread(call))

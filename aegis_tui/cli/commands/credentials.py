@@ -10,7 +10,7 @@ import time
 from aegis_tui.cli.render import emit, emit_json, relative, table, timestamp
 from aegis_tui.cli.terminal import confirm, err, has_terminal, read_value
 from aegis_tui.cli.unlock import open_agent_access, open_unlocked
-from aegis_tui.core.credentials import Credentials
+from aegis_tui.core.credentials import Credentials, gc_paused
 from aegis_tui.core.errors import UsageError
 from aegis_tui.core.models import (
     Credential,
@@ -73,12 +73,13 @@ def list_credentials(args: argparse.Namespace) -> int:
         found = access.list(where)
     finally:
         access.close()
-    if args.json:
-        sys.stdout.write(json.dumps(found) + "\n")
-        return 0
-    rows = [[c["name"], c["service"] or "-", c["kind"], c["context"] or "-", c["status"], _rotation_text(c),
-             f"v{c['version']}"] for c in found]
-    emit(table(["NAME", "SERVICE", "KIND", "CONTEXT", "STATUS", "ROTATION", "VERSION"], rows))
+    with gc_paused():  # 100k summaries stay alive: encoding them would rescan them all, again and again
+        if args.json:
+            sys.stdout.write(json.dumps(found) + "\n")
+            return 0
+        rows = [[c["name"], c["service"] or "-", c["kind"], c["context"] or "-", c["status"], _rotation_text(c),
+                 f"v{c['version']}"] for c in found]
+        emit(table(["NAME", "SERVICE", "KIND", "CONTEXT", "STATUS", "ROTATION", "VERSION"], rows))
     return 0
 
 

@@ -154,8 +154,9 @@ class ApprovalQueue:
                 raise ConnectionError("the client left while waiting for approval")
             return None
         finally:
-            if gone is not None:
+            if gone is not None:  # it reads the connection: it must be gone before anyone reads again
                 gone.cancel()
+                await asyncio.gather(gone, return_exceptions=True)
             self._pending.pop(request.id, None)
             self._changed()
 

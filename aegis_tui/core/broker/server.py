@@ -38,6 +38,7 @@ from aegis_tui.core.errors import AegisError, ConflictError, ProtocolError, Refu
 
 IDLE_TIMEOUT = 30.0  # a connection that sends nothing for this long is closed
 SWEEP_INTERVAL = 15.0
+_DRAIN_SECONDS = 1.0  # denied requests leave the queue within a few turns of the loop
 
 
 def _hang_up(reader: asyncio.StreamReader) -> asyncio.Future[None]:
@@ -91,7 +92,14 @@ class BrokerServer:
         self._sweeper = asyncio.create_task(self._sweep_forever())
 
     async def close(self) -> None:
-        self.service.approvals.deny_all()
+        """Deny what waits for a human and let those answers (and their audit entries) go
+        out before the connections are cut: a client should hear "denied", not "gone"."""
+        approvals = self.service.approvals
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + _DRAIN_SECONDS
+        while approvals.pending() and loop.time() < give_up:
+            approvals.deny_all()  # again each turn: one may have arrived meanwhile
+            await asyncio.sleep(0.01)
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._server is not None:

@@ -34,7 +34,8 @@ _GAP = 1
 
 class Column(NamedTuple):
     title: str
-    width: int  # 0: this column takes the room the others leave
+    width: int  # at least this many cells
+    grow: int = 0  # its share of the room left over (0: none)
 
 
 class Row(NamedTuple):
@@ -113,8 +114,9 @@ class AgentTableScreen(Screen[None]):
 
     def _widths(self) -> list[int]:
         room = self.query_one("#agent-list", OptionList).scrollable_content_region.width - 1
-        fixed = sum(c.width for c in self.COLUMNS) + _GAP * (len(self.COLUMNS) - 1)
-        return [c.width or max(8, room - fixed) for c in self.COLUMNS]
+        spare = max(0, room - sum(c.width for c in self.COLUMNS) - _GAP * (len(self.COLUMNS) - 1))
+        shares = sum(c.grow for c in self.COLUMNS) or 1
+        return [c.width + spare * c.grow // shares for c in self.COLUMNS]
 
     def _line(self, cells: tuple[list[Part], ...], widths: list[int]) -> Content:
         return Content(" " * _GAP).join(fit(cell, width) for cell, width in zip(cells, widths))
@@ -131,11 +133,10 @@ class AgentTableScreen(Screen[None]):
         if self.rows:
             listing.highlighted = ids.index(kept.id) if kept is not None and kept.id in ids else 0
         active = sum(row.active for row in self.rows)
-        shown = f"{len(self.rows)} {self.NOUN}, all" if self.show_all else f"{active} active {self.NOUN}"
+        shown = f"{active} active of {len(self.rows)} {self.NOUN}" if self.show_all else f"{active} active {self.NOUN}"
         self.query_one("#agent-top", Static).update(Content.assemble(
             (" ◆ aegis-vault ", "bold $primary"), ("· ", "$text-muted"), (self.HEADING, "bold"),
-            (f" · {shown}", "$text-muted"), (" · a: hide inactive" if self.show_all else " · a: show inactive",
-                                             "$text-muted")))
+            (f" · {shown}", "$text-muted")))
         self.query_one("#agent-frame").border_title = Content(self.HEADING.lower())
         self._show_detail()
         self.refresh_bindings()

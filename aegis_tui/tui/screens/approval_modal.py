@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 Part = str | tuple[str, str]
 _ANCESTORS_SHOWN = 3
-_SHORT_SCREEN = 30  # rows: below this the details scroll sooner, so the buttons always show
+_SHORT_SCREEN = 40  # rows: below this the details scroll sooner, so the buttons always show
 
 
 class Choice(NamedTuple):
@@ -96,7 +96,7 @@ class ApprovalModal(ModalScreen[int | None]):
         self.approvals = approvals
         self.request = request
         self._waiting = waiting
-        self._closing = False
+        self._finished = False
 
     @property
     def aegis(self) -> AegisApp:
@@ -115,12 +115,13 @@ class ApprovalModal(ModalScreen[int | None]):
             yield Static(id="approval-error")
             with Horizontal(id="approval-buttons", classes="dialog-buttons"):
                 yield Button("Deny", variant="error", id="approval-deny", compact=True)
-                yield Button("Once", id="approval-once", compact=True)
-                yield Button("15 min", id="approval-15min", compact=True)
-                yield Button("1 hour", id="approval-hour", compact=True)
-                yield Button("Session", id="approval-session", compact=True, disabled=self.request.session is None)
-            yield Static(Content.styled("d/esc deny · 1 once · 2 15 min · 3 1 hour · 4 session · e edit scope "
-                                        "· tab next", "$text-muted"), id="approval-keys")
+                yield Button("1 Once", id="approval-once", compact=True)
+                yield Button("2 15 min", id="approval-15min", compact=True)
+                yield Button("3 1 hour", id="approval-hour", compact=True)
+                yield Button("4 Session", id="approval-session", compact=True,
+                             disabled=self.request.session is None)
+            yield Static(Content.styled("d or esc deny · e edit scope · tab next", "$text-muted"),
+                         id="approval-keys")
 
     def _rows(self) -> list[tuple[str, list[Part]]]:
         r = self.request
@@ -169,7 +170,7 @@ class ApprovalModal(ModalScreen[int | None]):
     # -- the queue moves ----------------------------------------------------------------------
     def queue_changed(self, waiting: Sequence[PendingRequest]) -> None:
         """Called by the app: count what waits behind, or leave if this request went away."""
-        if self._closing:
+        if self._finished:
             return
         if any(request.id == self.request.id for request in waiting):
             self._waiting = len(waiting)
@@ -181,7 +182,7 @@ class ApprovalModal(ModalScreen[int | None]):
         self._close(None)
 
     def _close(self, answered: int | None) -> None:
-        self._closing = True
+        self._finished = True
         self.dismiss(answered)
 
     # -- answers ------------------------------------------------------------------------------
@@ -213,7 +214,7 @@ class ApprovalModal(ModalScreen[int | None]):
         self._answer(decision._replace(scopes=scopes), f"Allowed {self.request.credential.name} {said}.")
 
     def _answer(self, decision: Decision, said: str) -> None:
-        if self._closing:
+        if self._finished:
             return
         if self.approvals.decide(self.request.id, decision):
             self.notify(said, timeout=4, markup=False)

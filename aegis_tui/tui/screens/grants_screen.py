@@ -26,8 +26,8 @@ STATES: dict[str, tuple[str, str]] = {
 class GrantsScreen(AgentTableScreen):
     HEADING = "Agent grants"
     NOUN = "grants"
-    COLUMNS = (Column("CREDENTIAL", 0), Column("CONTEXT", 11), Column("SESSION", 12), Column("SCOPES", 11),
-               Column("USES", 4), Column("EXPIRES", 8), Column("STATE", 9))
+    COLUMNS = (Column("CREDENTIAL", 16, 2), Column("CONTEXT", 10, 1), Column("SESSION", 12, 1),
+               Column("SCOPES", 8, 2), Column("USES", 4), Column("EXPIRES", 8), Column("STATE", 9))
     BINDINGS = [
         Binding("x", "end", "Revoke", id="grants.revoke", tooltip="Revoke the highlighted grant"),
         Binding("a", "toggle_all", "Inactive", id="grants.all", tooltip="Show or hide revoked, expired, used"),

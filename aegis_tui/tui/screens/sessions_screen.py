@@ -27,8 +27,8 @@ STATES: dict[str, tuple[str, str]] = {
 class SessionsScreen(AgentTableScreen):
     HEADING = "Agent sessions"
     NOUN = "sessions"
-    COLUMNS = (Column("SESSION", 19), Column("LABEL", 0), Column("CONTEXT", 10), Column("STATE", 9),
-               Column("STARTED", 8), Column("ENDS", 7), Column("PID", 7), Column("GRANTS", 6))
+    COLUMNS = (Column("SESSION", 19), Column("LABEL", 6, 3), Column("CONTEXT", 8, 1), Column("STATE", 9),
+               Column("STARTED", 7), Column("ENDS", 7), Column("PID", 6), Column("GRANTS", 6))
     BINDINGS = [
         Binding("x", "end", "End", id="sessions.end", tooltip="End the highlighted session and revoke its grants"),
         Binding("a", "toggle_all", "Inactive", id="sessions.all", tooltip="Show or hide ended and expired ones"),

@@ -58,7 +58,7 @@ class VaultScreen(Screen[None]):
         Binding("D", "destroy", "Destroy", id="vault.destroy", show=False, tooltip="Delete it and its history"),
         Binding("slash", "focus_filter", "Filter", id="vault.filter", tooltip="Filter as you type"),
         Binding("s", "sort", "Sort", id="vault.sort", tooltip="Change the sort column"),
-        Binding("g", "grants", "Grants", id="vault.grants", tooltip="What agents may use, and revoke it"),
+        Binding("A", "grants", "Grants", id="vault.grants", tooltip="What agents may use; revoke a grant"),
         Binding("S", "sessions", "Sessions", id="vault.sessions", show=False, tooltip="Agent sessions; end one"),
         Binding("escape", "clear_filter", "Clear", id="vault.clear", show=False),
     ]
