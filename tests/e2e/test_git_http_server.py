@@ -5,9 +5,7 @@ The helper here is a test double written into ``tmp_path`` (not the product's
 each action, which shows git's real sequence: ``get`` then ``store`` when the server
 accepts the credential, ``get`` then ``erase`` when it refuses it.
 
-No git process can prompt: it runs in its own session (no terminal), with stdin from
-/dev/null, ``GIT_TERMINAL_PROMPT=0`` and an empty ``GIT_ASKPASS`` (empty, not unset:
-git then also skips ``core.askPass`` and ``SSH_ASKPASS``).
+No git process can prompt (see ``tests/support/git_client.py``).
 """
 
 from __future__ import annotations
@@ -15,68 +13,17 @@ from __future__ import annotations
 import base64
 import http.client
 import os
-import shlex
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from aegis_tui.core.gitcred import GitRequest, parse_request
+from tests.support.git_client import Git
 from tests.support.git_http_server import GitHttpServer, make_bare_repo
 
 USERNAME, TOKEN = "agent", "tok-right-7f3a91"
 REPO = "demo.git"
-
-
-class Git:
-    """git with a private HOME whose only credential helper is the logging test double."""
-
-    def __init__(self, folder: Path, username: str, password: str | None) -> None:
-        self.folder = folder
-        self.home = folder / "home"
-        self.home.mkdir(parents=True)
-        self.log = folder / "helper-actions.log"
-        helper = folder / "helper.sh"
-        answer = f"printf 'username=%s\\npassword=%s\\n' {shlex.quote(username)} {shlex.quote(password)}"
-        helper.write_text(
-            "#!/bin/sh\n"
-            f'echo "$1" >> {shlex.quote(str(self.log))}\n'
-            f'cat > {shlex.quote(str(folder))}/request-"$1".txt\n'
-            f'if [ "$1" = get ]; then {answer if password is not None else ":"}; fi\n'
-        )
-        helper.chmod(0o755)
-        self.env = {
-            "PATH": os.environ.get("PATH", ""), "HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / ".config"),
-            "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": "",
-            "LC_ALL": "C",
-        }
-        for key, value in (("user.name", "Aegis Test"), ("user.email", "test@example.invalid"),
-                           ("init.defaultBranch", "main"), ("credential.helper", "!" + shlex.quote(str(helper))),
-                           ("credential.useHttpPath", "true"), ("credential.interactive", "false")):
-            self("config", "--global", key, value)
-
-    def __call__(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["git", *args], cwd=cwd or self.folder, env=self.env, stdin=subprocess.DEVNULL,
-                                capture_output=True, text=True, start_new_session=True, timeout=60)
-        if check and result.returncode != 0:
-            raise AssertionError(f"git {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
-        return result
-
-    def actions(self) -> list[str]:
-        return self.log.read_text().split() if self.log.exists() else []
-
-    def request(self, action: str) -> str:
-        return (self.folder / f"request-{action}.txt").read_text()
-
-    def commit_in_new_repo(self, name: str, files: dict[str, bytes]) -> tuple[Path, str]:
-        work = self.folder / name
-        self("init", "--quiet", str(work))
-        for filename, content in files.items():
-            (work / filename).write_bytes(content)
-        self("add", ".", cwd=work)
-        self("commit", "--quiet", "-m", "first", cwd=work)
-        return work, self("rev-parse", "HEAD", cwd=work).stdout.strip()
 
 
 @pytest.fixture
@@ -90,7 +37,7 @@ def server(tmp_path: Path) -> Iterator[GitHttpServer]:
 
 def test_a_push_with_the_right_token_succeeds_and_a_clone_sees_the_commit(server: GitHttpServer,
                                                                           tmp_path: Path) -> None:
-    git = Git(tmp_path / "client", USERNAME, TOKEN)
+    git = Git.with_logging_helper(tmp_path / "client", USERNAME, TOKEN)
     work, commit = git.commit_in_new_repo("work", {"README": b"hello\n"})
     git("push", "--quiet", server.url(REPO), "main", cwd=work)
     assert git.actions() == ["get", "store"]
@@ -104,7 +51,7 @@ def test_a_push_with_the_right_token_succeeds_and_a_clone_sees_the_commit(server
 
 
 def test_git_asks_the_helper_with_protocol_host_port_and_path(server: GitHttpServer, tmp_path: Path) -> None:
-    git = Git(tmp_path / "client", USERNAME, TOKEN)
+    git = Git.with_logging_helper(tmp_path / "client", USERNAME, TOKEN)
     git("ls-remote", server.url(REPO))
     assert parse_request(git.request("get")) == GitRequest("http", f"127.0.0.1:{server.port}", REPO, "")
     assert f"password={TOKEN}" in git.request("store")  # store carries the password: never echo it
@@ -112,7 +59,7 @@ def test_git_asks_the_helper_with_protocol_host_port_and_path(server: GitHttpSer
 
 def test_a_push_with_a_wrong_token_fails_and_git_erases_the_credential(server: GitHttpServer,
                                                                        tmp_path: Path) -> None:
-    git = Git(tmp_path / "client", USERNAME, "tok-wrong")
+    git = Git.with_logging_helper(tmp_path / "client", USERNAME, "tok-wrong")
     work, _ = git.commit_in_new_repo("work", {"README": b"hello\n"})
     result = git("push", server.url(REPO), "main", cwd=work, check=False)
     assert result.returncode == 128
@@ -122,7 +69,7 @@ def test_a_push_with_a_wrong_token_fails_and_git_erases_the_credential(server: G
 
 
 def test_without_an_answer_git_fails_instead_of_prompting(server: GitHttpServer, tmp_path: Path) -> None:
-    git = Git(tmp_path / "client", USERNAME, None)
+    git = Git.with_logging_helper(tmp_path / "client", USERNAME, None)
     result = git("ls-remote", server.url(REPO), check=False)
     assert result.returncode == 128
     assert "terminal prompts disabled" in result.stderr
@@ -131,7 +78,7 @@ def test_without_an_answer_git_fails_instead_of_prompting(server: GitHttpServer,
 
 def test_a_push_larger_than_the_post_buffer_arrives_chunked_and_intact(server: GitHttpServer,
                                                                       tmp_path: Path) -> None:
-    git = Git(tmp_path / "client", USERNAME, TOKEN)
+    git = Git.with_logging_helper(tmp_path / "client", USERNAME, TOKEN)
     blob = os.urandom(300_000)  # incompressible, so the pack outgrows the 64 KiB post buffer
     work, commit = git.commit_in_new_repo("work", {"blob.bin": blob})
     git("-c", "http.postBuffer=65536", "push", "--quiet", server.url(REPO), "main", cwd=work)
@@ -141,7 +88,7 @@ def test_a_push_larger_than_the_post_buffer_arrives_chunked_and_intact(server: G
 
 
 def test_a_fetch_whose_negotiation_git_gzips_succeeds(server: GitHttpServer, tmp_path: Path) -> None:
-    git = Git(tmp_path / "client", USERNAME, TOKEN)
+    git = Git.with_logging_helper(tmp_path / "client", USERNAME, TOKEN)
     work, _ = git.commit_in_new_repo("work", {"README": b"hello\n"})
     git("push", "--quiet", server.url(REPO), "main", cwd=work)
     git("clone", "--quiet", server.url(REPO), "copy")

@@ -12,7 +12,7 @@ from aegis_tui.cli.terminal import err
 from aegis_tui.cli.unlock import open_agent_access, open_unlocked
 from aegis_tui.core.errors import UsageError
 from aegis_tui.core.models import parse_duration
-from aegis_tui.core.paths import vault_path
+from aegis_tui.core.paths import ENV_KEY_VARIABLE, vault_path
 
 DEFAULT_SESSION_TTL = "2h"
 
@@ -84,7 +84,10 @@ def session_exec(args: argparse.Namespace) -> int:
         session = access.start_session(args.context, _ttl(args.ttl), label, os.getpid())
     finally:
         access.close()
-    env = {**os.environ, "AEGIS_SESSION": session["id"]}
+    # The agent gets its session, never the key: with AEGIS_VAULT_KEY it could unlock the
+    # vault itself and step around the broker, its grants and its context.
+    env = {key: value for key, value in os.environ.items() if key != ENV_KEY_VARIABLE}
+    env["AEGIS_SESSION"] = session["id"]
     err(f"aegis-vault: agent session {session['id']} ({session['context'] or 'all contexts'}) for: {label}")
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's ^C is for the agent
     try:

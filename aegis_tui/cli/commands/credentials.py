@@ -84,9 +84,11 @@ def list_credentials(args: argparse.Namespace) -> int:
 
 
 def _with_versions(args: argparse.Namespace) -> tuple[Credential, list[VersionInfo]]:
+    from aegis_tui.core.agents.policy import current_session, resolve_visible
+
     with open_unlocked(args) as vault:
         credentials = Credentials(vault)
-        credential = credentials.resolve(args.name)
+        credential = resolve_visible(credentials, args.name, current_session(vault))
         return credential, credentials.versions(credential.name)
 
 

@@ -69,9 +69,10 @@ def _unlocked(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _old_version(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from aegis_tui.core.agents.policy import current_session, resolve_visible
     from aegis_tui.core.credentials import Credentials
 
     with _unlocked(args) as vault:
         credentials = Credentials(vault)
-        credential = credentials.resolve(args.name)
+        credential = resolve_visible(credentials, args.name, current_session(vault))
         return credential.name, credentials.reveal(credential.name, version=args.value_version), str(credential.status)

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     plain, needs = _needs(args)
     env = {key: value for key, value in os.environ.items() if key not in _NEVER_INHERITED}
     env.update(plain)
-    via = "aegis-vault run -- " + " ".join(command)[:160]
+    via = "aegis-vault run -- " + os.path.basename(command[0])  # argv[0] only: arguments may hold secrets
     access = open_agent_access(args)
     try:
         used: list[str] = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from abc import ABC, abstractmethod
 from collections import Counter
 
@@ -230,15 +229,12 @@ class LocalAccess(AgentAccess):
     via_broker = False
 
     def __init__(self, vault: Any) -> None:
-        from aegis_tui.core.agents.sessions import Sessions, session_for
-        from aegis_tui.core.broker.peer import describe_process
+        from aegis_tui.core.agents.policy import current_session
         from aegis_tui.core.credentials import Credentials
 
         self._vault = vault
         self._credentials = Credentials(vault)
-        ancestry = describe_process(os.getpid(), os.getuid()).ancestry
-        self.session = session_for(Sessions(vault).list(), os.environ.get("AEGIS_SESSION") or None, ancestry,
-                                   vault.clock())
+        self.session = current_session(vault)
         self._streams: list[Any] = []
 
     def get(self, reference: str, *, reason: str = "", via: str = "aegis-vault get",

@@ -11,6 +11,7 @@ from aegis_tui.core.agents.sessions import AgentSession
 from aegis_tui.core.credentials import CredentialFilter, Credentials
 from aegis_tui.core.errors import NotFoundError, RefusedError
 from aegis_tui.core.gitcred import GitRequest
+from aegis_tui.core.vault import Vault
 from aegis_tui.core.models import Credential
 
 
@@ -43,6 +44,18 @@ def resolve_visible(credentials: Credentials, reference: str, session: AgentSess
     if not visible(credential, session):
         raise NotFoundError(f"no credential matches {reference!r}; see: aegis-vault list")
     return credential
+
+
+def current_session(vault: Vault) -> AgentSession | None:
+    """The agent session this process acts in (bound by ancestry, else ``AEGIS_SESSION``),
+    for commands that unlock the vault themselves: they apply the same visibility."""
+    import os
+
+    from aegis_tui.core.agents.sessions import Sessions, session_for
+    from aegis_tui.core.broker.peer import describe_process
+
+    ancestry = describe_process(os.getpid(), os.getuid()).ancestry
+    return session_for(Sessions(vault).list(), os.environ.get("AEGIS_SESSION") or None, ancestry, vault.clock())
 
 
 def resolve_git(credentials: Credentials, session: AgentSession | None, request: GitRequest) -> Credential:
