@@ -157,7 +157,7 @@ async def test_session_is_offered_only_to_a_request_from_an_agent_session(make_a
         asked = broker_get(built.vault, CREDENTIAL)
         modal = await shown(pilot)
         assert modal.query_one("#approval-session").disabled
-        assert "none: what you allow here applies to any agent of yours" in screen_text(built.app)
+        assert "none: this applies to every request made outside a session" in screen_text(built.app)
         await pilot.press("4")  # not offered: nothing happens
         await settle(pilot)
         assert built.app.screen is modal

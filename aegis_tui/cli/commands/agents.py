@@ -160,7 +160,8 @@ def grants_list(args: argparse.Namespace) -> int:
         emit_json(grants)
         return 0
     now = time.time()
-    rows = [[g["id"], g["label"], g["context"] or "(all)", g["session_id"] or "standing",
+    rows = [[g["id"], g["label"], g["context"] or "(all)",
+             g["session_id"] or ("no session" if g["outside_sessions"] else "standing"),
              ",".join(g["scopes"]) or "any", "∞" if g["uses_left"] is None else str(g["uses_left"]),
              "never" if g["expires_at"] is None else relative(g["expires_at"], now), g["state"]] for g in grants]
     emit(table(["GRANT", "CREDENTIAL", "CONTEXT", "SESSION", "SCOPES", "USES", "EXPIRES", "STATE"], rows))

@@ -67,6 +67,14 @@ class Grant(NamedTuple):
     reason: str = ""
     revoked_at: float | None = None
     revoked_reason: str = ""
+    # Approved for a request made outside any session: it covers only such requests, not
+    # every session's agents (a standing grant, made with ``grants add``, covers all).
+    outside_sessions: bool = False
+
+    @property
+    def audience(self) -> str:
+        """Who may use it, in words: a session id, "no session" or "standing"."""
+        return self.session_id or ("no session" if self.outside_sessions else "standing")
 
     def state(self, now: float) -> str:
         if self.revoked_at is not None:
@@ -79,6 +87,8 @@ class Grant(NamedTuple):
 
     def covers(self, credential: Credential, session_id: str | None, scopes: tuple[str, ...], now: float) -> bool:
         if self.state(now) != "active" or self.session_id not in (None, session_id):
+            return False
+        if self.outside_sessions and session_id is not None:
             return False
         if not context_contains(self.context, credential.context):
             return False
@@ -134,6 +144,7 @@ class Grants:
         ttl_seconds: float | None = None,
         reason: str = "",
         created_by: str | None = None,
+        outside_sessions: bool = False,
     ) -> Grant:
         if (credential is None) == (not selector):
             raise UsageError("a grant names either one credential or a selector (service:NAME or tag:NAME)")
@@ -155,6 +166,7 @@ class Grants:
             created_at=now,
             created_by=created_by or self._actor.describe(),
             reason=validate_free_text(reason, "reason", 500),
+            outside_sessions=outside_sessions and session_id is None,
         )
         with self._vault.store.transaction():
             self._records.insert(grant.to_dict())

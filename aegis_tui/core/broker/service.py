@@ -234,6 +234,7 @@ class BrokerService:
             credential=credential, context=session.context if session else credential.context,
             session_id=session.id if session else None, scopes=decision.scopes or scopes, uses=decision.uses,
             ttl_seconds=ttl, reason=pending.reason, created_by=f"approved in the app (request {pending.id})",
+            outside_sessions=session is None,
         )
 
     def _op_run_report(self, args: dict[str, Any], caller: Caller) -> dict[str, Any]:

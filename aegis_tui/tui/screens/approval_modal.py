@@ -128,7 +128,7 @@ class ApprovalModal(ModalScreen[int | None]):
         now = self.aegis.clock()
         c = r.credential
         if r.session is None:
-            session: list[Part] = [("none: what you allow here applies to any agent of yours", "$warning")]
+            session: list[Part] = [("none: this applies to every request made outside a session", "$warning")]
         else:
             s = r.session
             session = [(s.label, "bold")] if s.label else []

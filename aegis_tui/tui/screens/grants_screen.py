@@ -41,7 +41,7 @@ class GrantsScreen(AgentTableScreen):
     @staticmethod
     def _row(grant: Grant, sessions: dict[str, str], now: float) -> Row:
         state = grant.state(now)
-        session: Part = ("standing", "$text-muted") if grant.session_id is None else sessions.get(
+        session: Part = (grant.audience, "$text-muted") if grant.session_id is None else sessions.get(
             grant.session_id, grant.session_id)
         cells: tuple[list[Part], ...] = (
             [(grant.label, "bold")],

@@ -254,6 +254,14 @@ def test_a_standing_grant_covers_any_session_and_none(made, stock) -> None:
     assert all(grant.covers(stock["gh"], session, (), made.clock()) for session in (None, SESSION_A, SESSION_B))
 
 
+def test_a_grant_approved_outside_any_session_does_not_cover_agents_in_sessions(made, stock) -> None:
+    grants = Grants(made.vault)
+    grant = grants.create(credential=stock["gh"], ttl_seconds=HOUR, outside_sessions=True)
+    assert grant.audience == "no session"
+    assert grants.find(stock["gh"], None, ()) == grant
+    assert grants.find(stock["gh"], "as_0123456789abcdef", ()) is None
+
+
 def test_a_sessions_own_grant_wins_over_a_standing_one(made, stock) -> None:
     grants = Grants(made.vault)
     standing = grants.create(credential=stock["gh"])
