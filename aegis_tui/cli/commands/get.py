@@ -35,11 +35,15 @@ def get(args: argparse.Namespace) -> int:
 def get_through_broker(reference: str) -> int | None:
     """``get NAME`` when a broker runs, without building the argument parser (argparse
     costs ~8 ms, a third of the call); ``None`` when no broker runs."""
-    from aegis_tui.core.agents.access import BrokerAccess
-    from aegis_tui.core.broker.client import BrokerClient
+    from aegis_tui.core.broker.runtime import broker_may_run
     from aegis_tui.core.paths import vault_path
 
     path = vault_path()
+    if not broker_may_run(path):
+        return None
+    from aegis_tui.core.agents.access import BrokerAccess
+    from aegis_tui.core.broker.client import BrokerClient
+
     client = BrokerClient.connect(path)
     if client is None:
         return None

@@ -81,11 +81,14 @@ class AgentAccess(ABC):
 
 def open_access(vault_path: str, unlock: Callable[[], Any]) -> AgentAccess:
     """The broker's access if one serves this vault, else the vault unlocked by ``unlock``."""
-    from aegis_tui.core.broker.client import BrokerClient
+    from aegis_tui.core.broker.runtime import broker_may_run
 
-    client = BrokerClient.connect(vault_path)
-    if client is not None:
-        return BrokerAccess(client, vault_path)
+    if broker_may_run(vault_path):
+        from aegis_tui.core.broker.client import BrokerClient
+
+        client = BrokerClient.connect(vault_path)
+        if client is not None:
+            return BrokerAccess(client, vault_path)
     return LocalAccess(unlock())
 
 

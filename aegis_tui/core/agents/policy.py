@@ -10,8 +10,11 @@ from __future__ import annotations
 from aegis_tui.core.agents.sessions import AgentSession
 from aegis_tui.core.credentials import CredentialFilter, Credentials
 from aegis_tui.core.errors import NotFoundError, RefusedError
-from aegis_tui.core.gitcred import GitRequest
 from aegis_tui.core.vault import Vault
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from aegis_tui.core.gitcred import GitRequest
 from aegis_tui.core.models import Credential
 
 
@@ -52,10 +55,17 @@ def current_session(vault: Vault) -> AgentSession | None:
     import os
 
     from aegis_tui.core.agents.sessions import Sessions, session_for
-    from aegis_tui.core.broker.peer import describe_process
 
-    ancestry = describe_process(os.getpid(), os.getuid()).ancestry
-    return session_for(Sessions(vault).list(), os.environ.get("AEGIS_SESSION") or None, ancestry, vault.clock())
+    sessions = Sessions(vault).list()
+    declared = os.environ.get("AEGIS_SESSION") or None
+    if not sessions and not declared:
+        return None
+    ancestry: tuple[tuple[int, int], ...] = ()
+    if any(s.root_pid is not None for s in sessions):  # reading /proc costs; only when it can matter
+        from aegis_tui.core.broker.peer import describe_process
+
+        ancestry = describe_process(os.getpid(), os.getuid()).ancestry
+    return session_for(sessions, declared, ancestry, vault.clock())
 
 
 def resolve_git(credentials: Credentials, session: AgentSession | None, request: GitRequest) -> Credential:

@@ -11,11 +11,14 @@ meet), which costs a ``stat`` and no hashing on the hot path.
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import struct
 
 from aegis_tui.core.errors import VaultFileError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    import socket
 
 
 def runtime_dir(create: bool = True) -> str:
@@ -60,4 +63,15 @@ _UCRED = struct.Struct("3i")
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     """(pid, uid, gid) of the process at the other end of a Unix socket, from the kernel:
     the broker checks its clients with it, and clients check the broker."""
+    import socket
+
     return _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+
+
+def broker_may_run(vault_path: str) -> bool:
+    """Whether a socket for this vault exists: a cheap check before importing the client
+    (a command with no broker to ask goes straight to unlocking)."""
+    try:
+        return os.path.exists(socket_path(vault_path))
+    except VaultFileError:
+        return False
