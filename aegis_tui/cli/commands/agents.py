@@ -14,8 +14,6 @@ from aegis_tui.core.errors import UsageError
 from aegis_tui.core.models import parse_duration
 from aegis_tui.core.paths import ENV_KEY_VARIABLE, vault_path
 
-DEFAULT_SESSION_TTL = "2h"
-
 
 # -- serve ----------------------------------------------------------------------------------------
 def serve(args: argparse.Namespace) -> int:

@@ -28,10 +28,7 @@ if TYPE_CHECKING:
     OutputFilterFactory = Callable[[int], Any]  # channel -> an object with feed(bytes) / flush()
 
 
-
 class AgentAccess(ABC):
-    via_broker: bool
-
     @abstractmethod
     def get(self, reference: str, *, reason: str = "", via: str = "aegis-vault get",
             scopes: tuple[str, ...] = ()) -> tuple[str, Secret, str]:
@@ -93,8 +90,6 @@ def open_access(vault_path: str, unlock: Callable[[], Any]) -> AgentAccess:
 
 
 class BrokerAccess(AgentAccess):
-    via_broker = True
-
     def __init__(self, client: Any, vault_path: str) -> None:
         from aegis_tui.core.broker.client import APPROVAL_WAIT_SECONDS
 
@@ -228,8 +223,6 @@ class RemoteMask:
 
 class LocalAccess(AgentAccess):
     """The vault, unlocked by this process; the same visibility rules as the broker."""
-
-    via_broker = False
 
     def __init__(self, vault: Any) -> None:
         from aegis_tui.core.agents.policy import current_session

@@ -24,7 +24,6 @@ from aegis_tui.core.vault import Vault
 
 SESSION_KIND = "session"
 MAX_SESSION_SECONDS = 30 * 86400
-SESSION_VARIABLE = "AEGIS_SESSION"
 
 
 def context_contains(scope: str, context: str) -> bool:

@@ -72,7 +72,6 @@ class BrokerService:
         self._batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._resolved: tuple[int, dict[tuple[str, str | None], Credential]] = (-1, {})
         self._peers: dict[PeerInfo, dict[str, str]] = {}
-        self.requests_served = 0
 
     # -- who is asking --------------------------------------------------------------------
     def _all_sessions(self) -> list[AgentSession]:
@@ -113,7 +112,6 @@ class BrokerService:
         result = handler(request.args, caller)
         if isinstance(result, Awaitable):
             result = await result
-        self.requests_served += 1
         return result  # type: ignore[no-any-return]
 
     # -- operations ------------------------------------------------------------------------------
