@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aegis_tui.core.redaction.encodings import MIN_NEEDLE, MIN_VALUE, needles_for
+from aegis_tui.core.redaction.encodings import LABELS, MIN_NEEDLE, MIN_VALUE, labelled_needles, needles_for
 
 VALUE = random.Random(7).randbytes(33)  # arbitrary bytes: base64 of it holds '+' and '/'
 ENCODERS = {"standard": base64.b64encode, "urlsafe": base64.urlsafe_b64encode}
@@ -88,3 +88,36 @@ def test_any_base64_blob_holding_the_value_contains_one_of_its_needles(
         value: bytes, before: bytes, after: bytes, alphabet: str) -> None:
     # the needles hold only characters fixed by the value, whatever surrounds it
     assert revealed(needles_for(value), ENCODERS[alphabet](before + value + after))
+
+
+def test_needles_for_is_exactly_the_keys_of_labelled_needles() -> None:
+    for value in (VALUE, b"abcd", b"pa ss'wo\"rd$x", b"ab"):
+        assert needles_for(value) == set(labelled_needles(value))
+
+
+def test_each_needle_is_labelled_with_its_encoding_preferring_raw_when_forms_coincide() -> None:
+    value = b"zz: it's a $ecret"  # "z" is 0x7a: the hex forms differ in case
+    labelled = labelled_needles(value)
+    assert labelled[value] == "raw"
+    assert labelled[binascii.hexlify(value)] == "hex" and labelled[binascii.hexlify(value).upper()] == "HEX"
+    assert labelled[base64.b64encode(value)] == "base64"
+    assert labelled[quote(value, safe="").encode()] == "url"
+    assert set(labelled.values()) <= set(LABELS)
+    assert labelled_needles(b"plainalnum123")[b"plainalnum123"] == "raw"  # also its URL and JSON form
+
+
+def test_a_base64url_form_that_differs_from_standard_base64_is_labelled_base64url() -> None:
+    assert labelled_needles(VALUE)[base64.urlsafe_b64encode(VALUE)] == "base64url"
+
+
+@pytest.mark.parametrize(("value", "written"), [
+    (b"it's mine", b"it'\"'\"'s mine"),  # inside shlex.quote's single quotes
+    (b'say "$HOME" `x`', b'say \\"\\$HOME\\" \\`x\\`'),  # inside double quotes
+    (b"two words & 'q'", b"two\\ words\\ \\&\\ \\'q\\'"),  # printf %q
+])
+def test_shell_quoted_forms_are_needles(value: bytes, written: bytes) -> None:
+    assert labelled_needles(value)[written] == "shell"
+
+
+def test_a_value_the_shell_needs_no_quoting_for_has_no_shell_needle() -> None:
+    assert "shell" not in labelled_needles(b"plain-token_123").values()
