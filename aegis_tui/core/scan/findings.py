@@ -1,5 +1,7 @@
 """What a detector reports. Never the secret itself: a location, what matched it, and a
-fingerprint that lets a baseline recognise the same finding again."""
+fingerprint that lets a baseline recognise the same finding again (path and rule, plus
+the credential and version for a known value, or a truncated SHA-256 of the secret for
+a rule: stable when other lines of the file change)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ class Finding(NamedTuple):
     column: int  # 1-based, in characters of the line
     start: int  # byte offsets into the scanned input
     end: int
-    fingerprint: str  # stable id for baselines: path, rule and a keyed hash of the match
+    fingerprint: str  # stable id for baselines (see the module docstring)
     credential: str | None = None  # the vault credential, for known values
     version: int | None = None
     encoding: str | None = None  # "raw", "base64", "hex", ... for known values
