@@ -200,21 +200,26 @@ class Credentials:
         self._audit("read", credential, risk, version=wanted, state=info.state, via=purpose, **evidence)
         return Secret(value)
 
-    def active_values(self) -> dict[str, list[Secret]]:
-        """Every value still valid (current, or previous inside its overlap window) of
-        every credential not revoked, by name: what output masking must hide. Not audited
-        per value; the caller records one entry for the whole set."""
+    def values(self, *, active_only: bool) -> dict[str, list[tuple[int, Secret]]]:
+        """(version, value) pairs by credential name, for detection, never for handing out.
+
+        ``active_only``: the values still valid (current, or previous inside the overlap
+        window) of credentials not revoked: what output masking must hide. Otherwise every
+        value the vault still holds, retired and revoked ones too: a leaked old key still
+        matters to a scan. Not audited per value; the caller records one entry."""
         now = self._vault.clock()
-        found: dict[str, list[Secret]] = {}
+        found: dict[str, list[tuple[int, Secret]]] = {}
         sealer = self._vault.keys.sealer
         for record in self._store.list_credentials():
             credential = self._open_meta(record, by_name=False)
-            if credential.status is Status.REVOKED:
+            if active_only and credential.status is Status.REVOKED:
                 continue
-            values = [Secret(sealer.open(v.sealed, self._value_aad(record.id, v.version), "a secret value"))
-                      for v in self._store.list_versions(record.id)
-                      if v.version == credential.current_version or (v.retires_at is not None and v.retires_at > now)]
-            found[credential.name] = values
+            found[credential.name] = [
+                (v.version, Secret(sealer.open(v.sealed, self._value_aad(record.id, v.version), "a secret value")))
+                for v in self._store.list_versions(record.id)
+                if not active_only or v.version == credential.current_version
+                or (v.retires_at is not None and v.retires_at > now)
+            ]
         return found
 
     # -- changing --------------------------------------------------------------------------

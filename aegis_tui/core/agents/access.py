@@ -254,8 +254,8 @@ class LocalAccess(AgentAccess):
     def output_filters(self) -> OutputFilterFactory:
         from aegis_tui.core.redaction import Masker
 
-        values = self._credentials.active_values()
-        masker = Masker({name: [s.reveal() for s in secrets] for name, secrets in values.items()})
+        values = self._credentials.values(active_only=True)
+        masker = Masker({name: [s.reveal() for _, s in secrets] for name, secrets in values.items()})
 
         def open_channel(channel: int) -> Any:
             stream = masker.stream()
