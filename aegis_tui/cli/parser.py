@@ -270,6 +270,28 @@ def _project(commands: Commands) -> None:
     _handler(init, "aegis_tui.cli.commands.run:project_init")
 
 
+_SCAN = "aegis_tui.cli.commands.scan"
+
+
+def _scan(commands: Commands) -> None:
+    scan = commands.add_parser("scan", help="find secrets (the vault's own values and provider tokens) in files")
+    scan.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default .); - reads stdin")
+    scan.add_argument("--staged", action="store_true", help="the files staged for the next commit (pre-commit)")
+    scan.add_argument("--git-log", nargs="?", const="", metavar="RANGE", help="every commit's added lines")
+    scan.add_argument("--json", action="store_true")
+    scan.add_argument("--sarif", action="store_true", help="SARIF 2.1.0, for GitHub code scanning")
+    scan.add_argument("--baseline", metavar="FILE", help="ignore the findings accepted in this file")
+    scan.add_argument("--write-baseline", metavar="FILE", help="accept every current finding into FILE")
+    scan.add_argument("--rules", action="append", metavar="FILE", help="more rules (gitleaks TOML schema)")
+    scan.add_argument("--no-vault", action="store_true", help="provider rules only; do not unlock the vault")
+    _handler(scan, f"{_SCAN}:scan")
+
+
+def _redact(commands: Commands) -> None:
+    _handler(commands.add_parser("redact", help="copy stdin to stdout with every vault value masked"),
+             f"{_SCAN}:redact")
+
+
 def _keygen(commands: Commands) -> None:
     _handler(commands.add_parser("keygen", help="print a new random AEGIS_VAULT_KEY"), f"{_VAULT}:keygen")
 
@@ -279,6 +301,7 @@ _COMMANDS = {
     "revoke": _revoke, "destroy": _destroy, "history": _history, "passwd": _passwd, "slots": _slots,
     "audit": _audit, "import-env": _import_env, "status": _status, "keygen": _keygen, "demo": _demo,
     "serve": _serve, "session": _session, "grants": _grants, "run": _run, "project": _project,
+    "scan": _scan, "redact": _redact,
 }
 _GLOBAL_WITH_VALUE = {"--passphrase-fd"}
 
