@@ -24,6 +24,7 @@ _VAULT_ACTIONS = (
     ("Sort by next column", "Cycle the sort column", "sort"),
     ("Agent grants", "What agents may use, for how long; revoke a grant", "grants"),
     ("Agent sessions", "Agent sessions and their grants; end a session", "sessions"),
+    ("Leaks", "Where the vault's own values were found or masked; rotate them", "leaks"),
     ("Verify audit chain", "Check the audit log's hash chain and signed head", "verify_audit"),
 )
 _APP_ACTIONS = (

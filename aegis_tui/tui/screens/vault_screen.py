@@ -30,6 +30,7 @@ from aegis_tui.tui.screens.confirm_modal import ConfirmModal
 from aegis_tui.tui.screens.credential_form_modal import CredentialDraft, CredentialFormModal
 from aegis_tui.tui.screens.destroy_modal import DestroyModal
 from aegis_tui.tui.screens.grants_screen import GrantsScreen
+from aegis_tui.tui.screens.leaks_screen import LeaksScreen
 from aegis_tui.tui.screens.rotate_modal import Rotation, RotateModal
 from aegis_tui.tui.screens.sessions_screen import SessionsScreen
 from aegis_tui.tui.widgets.audit_panel import AuditPanel
@@ -60,6 +61,7 @@ class VaultScreen(Screen[None]):
         Binding("s", "sort", "Sort", id="vault.sort", tooltip="Change the sort column"),
         Binding("A", "grants", "Grants", id="vault.grants", tooltip="What agents may use; revoke a grant"),
         Binding("S", "sessions", "Sessions", id="vault.sessions", show=False, tooltip="Agent sessions; end one"),
+        Binding("L", "leaks", "Leaks", id="vault.leaks", show=False, tooltip="Where the vault's values were found"),
         Binding("escape", "clear_filter", "Clear", id="vault.clear", show=False),
     ]
 
@@ -267,6 +269,9 @@ class VaultScreen(Screen[None]):
 
     def action_sessions(self) -> None:
         self.app.push_screen(SessionsScreen())
+
+    def action_leaks(self) -> None:
+        self.app.push_screen(LeaksScreen())
 
     def action_sort(self) -> None:
         key = self.query_one(CredentialList).cycle_sort()
