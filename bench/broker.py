@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import multiprocessing
 import os
 import shutil
@@ -38,6 +37,8 @@ from common import (
     child_env,
     compile_package,
     create_vault,
+    hyperfine,
+    hyperfine_table,
     print_facts,
     ratio,
     temp_dir,
@@ -71,26 +72,6 @@ def wait_for_socket(path: str, timeout: float = 20.0) -> None:
                 probe.close()
         time.sleep(0.05)
     raise RuntimeError("the broker did not start")
-
-
-def hyperfine(commands: dict[str, str], env: dict[str, str], runs: int, warmup: int, export: str) -> dict[str, dict]:
-    argv = ["hyperfine", "-N", "--warmup", str(warmup), "--runs", str(runs), "--export-json", export,
-            *commands.values()]
-    print("command: " + " ".join(f"'{part}'" if " " in part else part for part in argv))
-    subprocess.run(argv, env=env, check=True)
-    with open(export, encoding="utf-8") as data:
-        return dict(zip(commands, json.load(data)["results"]))
-
-
-def table(results: dict[str, dict]) -> None:
-    print()
-    print("| command | median | mean ± σ | min | CPU user+sys (mean) |")
-    print("|---|---|---|---|---|")
-    for result in results.values():
-        print(f"| `{result['command']}` | {result['median'] * 1000:.1f} ms | "
-              f"{result['mean'] * 1000:.1f} ± {result['stddev'] * 1000:.1f} ms | {result['min'] * 1000:.1f} ms | "
-              f"{(result['user'] + result['system']) * 1000:.1f} ms |")
-    print()
 
 
 def client_process(path: str, connections: int, seconds: float, start: float, results: multiprocessing.Queue) -> None:
@@ -184,10 +165,10 @@ def main() -> int:
             get_results = hyperfine({"aegis": f"{AEGIS} get {NAME}", "pass": f"pass show {NAME}",
                                      "python": f"{VENV_PYTHON} -c pass"}, env, args.runs, args.warmup,
                                     os.path.join(tmp, "get.json"))
-            table(get_results)
+            hyperfine_table(get_results)
             run_results = hyperfine({"run": f"{AEGIS} run -- true", "true": "true"}, env, args.runs, args.warmup,
                                     os.path.join(tmp, "run.json"))
-            table(run_results)
+            hyperfine_table(run_results)
             print(f"throughput: {args.clients} client processes x {args.connections} connections, "
                   f"{args.seconds:.0f} s, one `get` in flight per connection")
             rps, answered, failed = throughput(path, args.clients, args.connections, args.seconds)

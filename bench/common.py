@@ -222,6 +222,30 @@ def compile_package() -> str:
     return note
 
 
+def hyperfine(commands: dict[str, str], env: dict[str, str], runs: int, warmup: int,
+              export: str) -> dict[str, dict[str, Any]]:
+    """One ``hyperfine -N`` run of ``commands`` (name -> command line), printed as the
+    command to reproduce it; results by name (hyperfine's JSON export)."""
+    argv = ["hyperfine", "-N", "--warmup", str(warmup), "--runs", str(runs), "--export-json", export,
+            *commands.values()]
+    print("command: " + " ".join(f"'{part}'" if " " in part else part for part in argv))
+    subprocess.run(argv, env=env, check=True)
+    with open(export, encoding="utf-8") as data:
+        return dict(zip(commands, json.load(data)["results"]))
+
+
+def hyperfine_table(results: dict[str, dict[str, Any]]) -> None:
+    """The Markdown table every hyperfine-based benchmark prints."""
+    print()
+    print("| command | median | mean ± σ | min | CPU user+sys (mean) |")
+    print("|---|---|---|---|---|")
+    for result in results.values():
+        print(f"| `{result['command']}` | {result['median'] * 1000:.1f} ms | "
+              f"{result['mean'] * 1000:.1f} ± {result['stddev'] * 1000:.1f} ms | {result['min'] * 1000:.1f} ms | "
+              f"{(result['user'] + result['system']) * 1000:.1f} ms |")
+    print()
+
+
 # -- statistics and formatting --------------------------------------------------------------
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)

@@ -16,7 +16,6 @@ Target: median <= 60 ms.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -27,6 +26,8 @@ from common import (
     child_env,
     compile_package,
     create_vault,
+    hyperfine,
+    hyperfine_table,
     print_facts,
     ratio,
     temp_dir,
@@ -79,39 +80,26 @@ def main() -> int:
         got = subprocess.run([AEGIS, "get", NAME], env=env, capture_output=True, check=True).stdout
         assert got.decode() == VALUE, "aegis-vault get does not return the stored value"
 
-        export = os.path.join(tmp, "hyperfine.json")
         commands = {
             "aegis": f"{AEGIS} get {NAME}",
             "pass": f"pass show {NAME}",
             "python": f"{VENV_PYTHON} -c pass",
         }
-        hyperfine = ["hyperfine", "-N", "--warmup", str(args.warmup), "--runs", str(args.runs),
-                     "--export-json", export, *commands.values()]
-        print("command: AEGIS_VAULT_HOME=<tmp> AEGIS_VAULT_KEY=<key> GNUPGHOME=<tmp> PASSWORD_STORE_DIR=<tmp> "
-              + " ".join(f"'{part}'" if " " in part else part for part in hyperfine))
+        print("environment: AEGIS_VAULT_HOME=<tmp> AEGIS_VAULT_KEY=<key> GNUPGHOME=<tmp> PASSWORD_STORE_DIR=<tmp>")
         try:
-            subprocess.run(hyperfine, env=env, check=True)
-            with open(export, encoding="utf-8") as data:
-                results = json.load(data)["results"]
+            results = hyperfine(commands, env, args.runs, args.warmup, os.path.join(tmp, "hyperfine.json"))
         finally:
             if shutil.which("gpgconf"):
                 subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=pass_env, check=False)
 
-    medians = {key: result["median"] for key, result in zip(commands, results)}
-    print()
-    print("| command | median | mean ± σ | min | CPU user+sys (mean) |")
-    print("|---|---|---|---|---|")
-    for key, result in zip(commands, results):
-        print(f"| `{result['command']}` | {result['median'] * 1000:.1f} ms | "
-              f"{result['mean'] * 1000:.1f} ± {result['stddev'] * 1000:.1f} ms | {result['min'] * 1000:.1f} ms | "
-              f"{(result['user'] + result['system']) * 1000:.1f} ms |")
+    medians = {key: result["median"] for key, result in results.items()}
+    hyperfine_table(results)
     aegis_pass = ratio(medians["aegis"], medians["pass"])
     aegis_python = ratio(medians["aegis"], medians["python"])
-    print()
     print(f"ratio aegis/pass   (medians): {aegis_pass:.2f}")
     print(f"ratio aegis/python (medians): {aegis_python:.2f}  "
           f"(aegis work beyond interpreter start-up: {(medians['aegis'] - medians['python']) * 1000:.1f} ms)")
-    cpu = {key: result["user"] + result["system"] for key, result in zip(commands, results)}
+    cpu = {key: result["user"] + result["system"] for key, result in results.items()}
     print(f"ratio aegis/pass   (CPU user+sys): {ratio(cpu['aegis'], cpu['pass']):.2f}; "
           f"aegis/python (CPU): {ratio(cpu['aegis'], cpu['python']):.2f}")
     met = medians["aegis"] <= TARGET_S

@@ -16,28 +16,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.broker import Outcome
 
 FAST_KDF = {"AEGIS_VAULT_INSECURE_FAST_KDF": "1"}
 TEST_KEY = "5f" * 32  # a fixed AEGIS_VAULT_KEY for tests: 64 hex characters
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: bytes
-    stderr: bytes
-
-    @property
-    def out(self) -> str:
-        return self.stdout.decode("utf-8", errors="replace")
-
-    @property
-    def err(self) -> str:
-        return self.stderr.decode("utf-8", errors="replace")
+Result = Outcome  # a finished ``aegis-vault`` process: returncode, stdout, stderr, .out, .err
 
 
 class Cli:

@@ -46,11 +46,8 @@ def owner(cli, request):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def broker(owner, tmp_path: Path) -> Iterator[Broker]:
-    running = Broker(owner.env, tmp_path / "serve.log", approval_timeout="2s")
-    try:
-        yield running.start()
-    finally:
-        running.stop()
+    with Broker(owner.env, tmp_path / "serve.log") as running:
+        yield running
 
 
 @pytest.fixture

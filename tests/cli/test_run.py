@@ -339,11 +339,8 @@ def test_the_audit_log_gets_a_run_entry_with_argv0_only_the_credentials_and_the_
 # -- through a broker ----------------------------------------------------------------------------------
 @pytest.fixture
 def broker(owner, tmp_path: Path) -> Iterator[Broker]:
-    running = Broker(owner.env, tmp_path / "serve.log", approval_timeout="2s")
-    try:
-        yield running.start()
-    finally:
-        running.stop()
+    with Broker(owner.env, tmp_path / "serve.log") as running:
+        yield running
 
 
 def test_through_a_broker_with_a_standing_grant_the_child_gets_the_value_and_output_is_masked(

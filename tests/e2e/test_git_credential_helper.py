@@ -104,11 +104,8 @@ def git_for(owner, tmp_path: Path, credential_helper: Path):  # type: ignore[no-
 
 @pytest.fixture
 def broker(owner, tmp_path: Path) -> Iterator[Broker]:
-    running = Broker(owner.env, tmp_path / "serve.log", approval_timeout="2s")
-    try:
-        yield running.start()
-    finally:
-        running.stop()
+    with Broker(owner.env, tmp_path / "serve.log") as running:
+        yield running
 
 
 def health(owner) -> str:  # type: ignore[no-untyped-def]

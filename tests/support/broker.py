@@ -172,6 +172,12 @@ class Broker:
         if self.proc is not None:
             self.terminate()
 
+    def __enter__(self) -> Broker:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
 
 def isolate(env: dict[str, str], add_finalizer: Callable[[Callable[[], None]], None]) -> dict[str, str]:
     """Give the ``aegis-vault`` processes of one test a private ``XDG_RUNTIME_DIR`` (removed

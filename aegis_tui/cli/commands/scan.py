@@ -116,7 +116,7 @@ def redact(args: argparse.Namespace) -> int:
 
     with open_unlocked(args) as vault:
         values = Credentials(vault).values(active_only=False)
-        stream = Masker({name: [s.reveal() for _, s in pairs] for name, pairs in values.items()}).stream()
+        stream = Masker.for_versions(values).stream()
         vault.audit.append("redact.load", vault.actor, risk=Risk.LOW, target="vault",
                            detail={"credentials": len(values)})
     del values

@@ -255,7 +255,7 @@ class LocalAccess(AgentAccess):
         from aegis_tui.core.redaction import Masker
 
         values = self._credentials.values(active_only=True)
-        masker = Masker({name: [s.reveal() for _, s in secrets] for name, secrets in values.items()})
+        masker = Masker.for_versions(values)
 
         def open_channel(channel: int) -> Any:
             stream = masker.stream()

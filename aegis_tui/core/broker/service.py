@@ -252,8 +252,7 @@ class BrokerService:
         version = self.vault.store.change_version()
         if self._masker is None or version == 0 or self._masker[0] != version:
             values = Credentials(self.vault).values(active_only=True)
-            self._masker = (version, Masker({name: [s.reveal() for _, s in secrets]
-                                             for name, secrets in values.items()}))
+            self._masker = (version, Masker.for_versions(values))
         return self._masker[1]
 
     # -- sessions and grants ----------------------------------------------------------------------

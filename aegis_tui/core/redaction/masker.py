@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from aegis_tui.core.redaction.encodings import needles_for
+from aegis_tui.core.secret import Secret
 from aegis_tui.core.redaction.engines import MatchStream, compile_matcher
 
 Span = tuple[int, int, int]  # (absolute start, absolute end, needle index)
@@ -56,6 +57,11 @@ class Masker:
         self._replacements = [replacement[label] for label in self._labels]
         self._hold = max(self._lengths, default=1) - 1
         self._matcher = compile_matcher(self._needles, engine)
+
+    @classmethod
+    def for_versions(cls, values: Mapping[str, Iterable[tuple[int, Secret]]]) -> Masker:
+        """From ``Credentials.values``: credential name -> (version, value) pairs."""
+        return cls({name: [secret.reveal() for _, secret in pairs] for name, pairs in values.items()})
 
     @property
     def empty(self) -> bool:
