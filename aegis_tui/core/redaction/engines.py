@@ -132,7 +132,7 @@ class HyperscanMatcher:
         import hyperscan
 
         self.database: Any = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
-        self.database.compile(expressions=[_escape(needle) for needle in needles], ids=list(range(len(needles))),
+        self.database.compile(expressions=[literal_pattern(needle) for needle in needles], ids=list(range(len(needles))),
                               flags=0)
         # Closing a stream uses the database's own scratch space (0.9.1's Stream.close
         # cannot take another); two threads closing at once must not share it.
@@ -189,10 +189,10 @@ _ESCAPED = [
 def _fits_hyperscan(needle: bytes) -> bool:
     if len(needle) * 4 <= HYPERSCAN_PATTERN_LIMIT:  # no byte escapes to more than 4 characters
         return True
-    return len(needle) <= HYPERSCAN_PATTERN_LIMIT and len(_escape(needle)) <= HYPERSCAN_PATTERN_LIMIT
+    return len(needle) <= HYPERSCAN_PATTERN_LIMIT and len(literal_pattern(needle)) <= HYPERSCAN_PATTERN_LIMIT
 
 
-def _escape(needle: bytes) -> bytes:
+def literal_pattern(needle: bytes) -> bytes:
     """``needle`` as a hyperscan pattern matching exactly its bytes, as short as possible.
 
     Letters and digits stand for themselves; a backslash makes any other printable

@@ -6,8 +6,12 @@ gitleaks config, or a few ``[[rules]]`` of their own, merge with the rules shipp
 ``re`` lacks are translated on load, and a regex that still does not compile is a
 ``UsageError`` naming its rule, so a typo never silently disables a rule.
 
-Scanning is cheap on text that holds no candidate: one Aho-Corasick automaton over every
-rule's keywords finds which rules can match at all, and only those run their regex.
+Like gitleaks, a rule runs only on text holding one of its keywords. Where hyperscan is
+present it finds the keywords and, for all rules in the same pass, the lines where each
+could match, so Python's ``re`` confirms only those lines (``prefilter.py``); elsewhere
+an Aho-Corasick automaton finds the keywords and each remaining regex runs over all the
+text. Regexes are compiled with ``re.ASCII``: ``\\w``, ``\\s``, ``\\d`` and ``\\b`` mean what
+they mean in RE2, the engine gitleaks' rules are written for.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import re
 import tomllib
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +32,7 @@ import ahocorasick_rs
 from aegis_tui.core.crypto import sha256
 from aegis_tui.core.errors import UsageError
 from aegis_tui.core.scan.findings import RULE, Finding
+from aegis_tui.core.scan.prefilter import RulePrefilter, Window
 
 DEFAULT_RULES = Path(__file__).with_name("default_rules.toml")
 INLINE_ALLOW = "aegis:allow"
@@ -109,22 +114,17 @@ class RuleSet:
         return RuleSet(added + kept, self.allowlists + other.allowlists)
 
     @cached_property
-    def _keywords(self) -> tuple[list[str], ahocorasick_rs.AhoCorasick | None]:
-        words = sorted({word for rule in self.rules for word in rule.keywords})
-        return words, (ahocorasick_rs.AhoCorasick(words) if words else None)
+    def _keywords(self) -> list[str]:
+        return sorted({word for rule in self.rules for word in rule.keywords})
 
-    def candidates(self, text: str, path: str) -> list[Rule]:
-        """The rules worth running on ``text``: path matches, and one keyword is present."""
-        words, automaton = self._keywords
-        present: set[str] = set()
-        if automaton is not None:
-            found = automaton.find_matches_as_indexes(text.lower(), overlapping=True)
-            present = {words[index] for index, _, _ in found}
-        return [
-            rule for rule in self.rules
-            if (rule.path is None or rule.path.search(path))
-            and (not rule.keywords or present.intersection(rule.keywords))
-        ]
+    @cached_property
+    def _automaton(self) -> ahocorasick_rs.AhoCorasick | None:
+        return ahocorasick_rs.AhoCorasick(self._keywords) if self._keywords else None
+
+    @cached_property
+    def prefilter(self) -> RulePrefilter | None:
+        """hyperscan's plan of where to run each regex; None where hyperscan is missing."""
+        return RulePrefilter(self.rules, self._keywords) if RulePrefilter.available() else None
 
     def scan(self, text: str, path: str) -> list[Finding]:
         """Every finding in ``text`` (read from ``path``), in order of position. Where two
@@ -133,8 +133,8 @@ class RuleSet:
         located = _Located(text)
         findings: list[Finding] = []
         taken: list[tuple[int, int]] = []
-        for rule in self.candidates(text, path):
-            for start, end, match in _candidate_spans(rule, text, path):
+        for rule, windows in self._searches(text, path):
+            for start, end, match in _candidate_spans(rule, text, path, windows):
                 secret = text[start:end] if rule.regex is not None else path
                 if not self._reportable(rule, path, secret, match, located.line_of(start, end)):
                     continue
@@ -144,6 +144,27 @@ class RuleSet:
                 findings.append(located.finding(rule, path, start, end, secret))
         return sorted(findings, key=lambda finding: (finding.start, finding.rule_id))
 
+    def _searches(self, text: str, path: str) -> Iterator[tuple[Rule, list[Window] | None]]:
+        """The rules worth running on ``text`` (their path matches, one of their keywords
+        is present), each with the windows its regex must search: None for all the text."""
+        plan = self.prefilter.plan(text) if self.prefilter is not None else None
+        if plan is not None:
+            present = {self._keywords[index] for index in plan.keywords}
+        elif self._automaton is not None:
+            found = self._automaton.find_matches_as_indexes(text.lower(), overlapping=True)
+            present = {self._keywords[index] for index, _, _ in found}
+        else:
+            present = set()
+        for index, rule in enumerate(self.rules):
+            if rule.path is not None and not rule.path.search(path):
+                continue
+            if rule.keywords and not present.intersection(rule.keywords):
+                continue
+            if plan is None or rule.regex is None:
+                yield rule, None
+            elif index in plan.windows:
+                yield rule, plan.windows[index]
+
     def _reportable(self, rule: Rule, path: str, secret: str, match: str, line: str) -> bool:
         if rule.entropy is not None and shannon_entropy(secret) < rule.entropy:
             return False
@@ -152,41 +173,52 @@ class RuleSet:
         return not any(allow.allows(path, secret, match, line) for allow in self.allowlists + rule.allowlists)
 
 
-def _candidate_spans(rule: Rule, text: str, path: str) -> Iterable[tuple[int, int, str]]:
-    """(secret start, secret end, whole match) for each regex match of ``rule``."""
+def _candidate_spans(rule: Rule, text: str, path: str, windows: list[Window] | None) -> Iterable[tuple[int, int, str]]:
+    """(secret start, secret end, whole match) for each regex match of ``rule`` in
+    ``windows`` of ``text`` (all of it for None)."""
     if rule.regex is None:
         yield 0, 0, path
         return
-    for match in rule.regex.finditer(text):
-        span = rule.secret_span(match)
-        if span is not None and span[1] > span[0]:
-            yield span[0], span[1], match.group(0)
+    for start, end in windows if windows is not None else [(0, len(text))]:
+        for match in rule.regex.finditer(text, start, end):
+            span = rule.secret_span(match)
+            if span is not None and span[1] > span[0]:
+                yield span[0], span[1], match.group(0)
 
 
 class _Located:
     """Turns character offsets into the 1-based line/column and UTF-8 byte offsets a
-    ``Finding`` carries."""
+    ``Finding`` carries. Lines are counted on demand from the nearest line already
+    counted: listing every line start of a large file costs more than its few findings."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.line_starts = [0] + [match.end() for match in re.finditer("\n", text)]
         self.ascii = text.isascii()
+        self._starts = [0]  # line starts already counted, in order ...
+        self._numbers = [1]  # ... and their line numbers
 
     def line_of(self, start: int, end: int) -> str:
         """The full line(s) the span lies on, without the trailing newline."""
-        first = self.line_starts[bisect_right(self.line_starts, start) - 1]
+        first = self.text.rfind("\n", 0, start) + 1
         last = self.text.find("\n", max(end - 1, start))
         return self.text[first:] if last < 0 else self.text[first:last]
+
+    def line_number(self, line_start: int) -> int:
+        nearest = bisect_right(self._starts, line_start) - 1
+        number = self._numbers[nearest] + self.text.count("\n", self._starts[nearest], line_start)
+        self._starts.insert(nearest + 1, line_start)
+        self._numbers.insert(nearest + 1, number)
+        return number
 
     def byte_offset(self, index: int) -> int:
         return index if self.ascii else len(self.text[:index].encode("utf-8"))
 
     def finding(self, rule: Rule, path: str, start: int, end: int, secret: str) -> Finding:
-        line = bisect_right(self.line_starts, start)
+        line_start = self.text.rfind("\n", 0, start) + 1
         digest = sha256(secret.encode("utf-8")).hex()[:16]
         return Finding(
             detector=RULE, rule_id=rule.id, description=rule.description, path=path,
-            line=line, column=start - self.line_starts[line - 1] + 1,
+            line=self.line_number(line_start), column=start - line_start + 1,
             start=self.byte_offset(start), end=self.byte_offset(end),
             fingerprint=f"{path}:{rule.id}:{digest}",
         )
@@ -272,7 +304,7 @@ def _compile(pattern: Any, where: str) -> re.Pattern[str]:
     if not isinstance(pattern, str):
         raise UsageError(f"{where}: the regex must be a string")
     try:
-        return re.compile(translate_re2(pattern))
+        return re.compile(translate_re2(pattern), re.ASCII)
     except re.error as err:
         raise UsageError(f"{where}: invalid regex: {err}") from None
 

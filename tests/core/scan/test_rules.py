@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import string
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,12 @@ CASES: list[tuple[str, str, bool]] = [
     ("generic-secret-assignment", '"tests/test_secret.py::test_x_10",', False),
     ("generic-secret-assignment", "API_TOKEN=aegis://acme/dev/api-token-2", False),
     ("generic-secret-assignment", 'f"password={CANARY_1}\\n"', False),
+    ("generic-secret-assignment", f"token_commit: {mix(40, HEX)}", False),  # the git sha of a token change
+    ("generic-secret-assignment", f'password_hash = "{mix(30)}"', False),
+    ("generic-secret-assignment", f"TOKEN_URL=https://login.example.com/{mix(20)}", False),
+    ("generic-secret-assignment", f'"token_id": "{mix(24)}",', False),
+    ("generic-secret-assignment", f"secret_id: {mix(30)}", True),  # a Vault AppRole secret id is a credential
+    ("generic-secret-assignment", f"ACCESS_TOKEN={mix(30)}", True),
 ]
 
 
@@ -224,12 +231,12 @@ class SpyPattern:
 
     def __init__(self, pattern: str) -> None:
         self.compiled = re.compile(pattern)
-        self.groups = self.compiled.groups
+        self.pattern, self.flags, self.groups = pattern, self.compiled.flags, self.compiled.groups
         self.searched: list[str] = []
 
-    def finditer(self, text: str):  # noqa: ANN201 - mirrors re.Pattern.finditer
-        self.searched.append(text)
-        return self.compiled.finditer(text)
+    def finditer(self, text: str, pos: int = 0, endpos: int = sys.maxsize):  # noqa: ANN201 - mirrors re.Pattern
+        self.searched.append(text[pos:endpos])
+        return self.compiled.finditer(text, pos, endpos)
 
 
 def test_a_rule_with_keywords_never_runs_its_regex_without_them() -> None:
