@@ -304,7 +304,7 @@ class Credentials:
     def edit(self, name: str, /, **changes: object) -> Credential:  # changes may hold a new "name"
         """Change metadata (never the value: that is ``rotate``). Renames keep history."""
         allowed = {"name", "kind", "service", "context", "tags", "notes", "url", "expires", "rotation_days",
-                   "overlap_seconds", "fields"}
+                   "overlap_seconds", "fields", "rotation_policy"}
         unknown = set(changes) - allowed
         if unknown:
             raise UsageError(f"cannot edit {', '.join(sorted(unknown))}")
@@ -325,6 +325,10 @@ class Credentials:
                                                for k, v in dict(value).items()})  # type: ignore[call-overload]
             elif key == "rotation_days" and value is not None and int(value) <= 0:  # type: ignore[call-overload]
                 raise UsageError("a rotation period is a positive number of days")
+            elif key == "rotation_policy":
+                from aegis_tui.core.lifecycle.policy import RotationPolicy
+
+                clean[key] = MappingProxyType(RotationPolicy.from_mapping(dict(value)).to_dict())  # type: ignore[call-overload]
             else:
                 clean[key] = value
         with self._store.transaction():

@@ -185,6 +185,10 @@ class Credential(NamedTuple):
     rotated_at: float = 0.0
     current_version: int = 1
     failing_since: float | None = None  # set when a service rejected the value; cleared by rotate
+    # How a new value is made when rotation is due: {"method": "manual"} (the default:
+    # a human types it), "generate" (with "length", "charset", "prefix") or "command"
+    # (with "hook", a provider hook of the policy file). See core/lifecycle/policy.py.
+    rotation_policy: MappingProxyType[str, object] = MappingProxyType({})
 
     def to_record(self) -> list[object]:
         """The sealed encoding: ``[format, *fields]`` in declaration order (JSON-ready).
@@ -193,7 +197,8 @@ class Credential(NamedTuple):
         which is most of what ``list`` costs at scale. Format 1; a later version may
         only append fields (with defaults), so older records still decode.
         """
-        return [RECORD_FORMAT, *self[:5], list(self.tags), *self[6:12], dict(self.fields), *self[13:]]
+        return [RECORD_FORMAT, *self[:5], list(self.tags), *self[6:12], dict(self.fields), *self[13:18],
+                dict(self.rotation_policy)]
 
     @classmethod
     def from_record(cls, values: list[object]) -> Credential:
@@ -204,6 +209,8 @@ class Credential(NamedTuple):
         fields[5] = tuple(fields[5])  # type: ignore[arg-type]
         fields[11] = _STATUSES[fields[11]]  # type: ignore[index]
         fields[12] = MappingProxyType(fields[12])  # type: ignore[arg-type]
+        if len(fields) > 18:
+            fields[18] = MappingProxyType(fields[18])  # type: ignore[arg-type]
         if len(fields) < len(cls._fields):  # written before later fields existed
             fields += [cls._field_defaults[name] for name in cls._fields[len(fields):]]
         return cls._make(fields)
