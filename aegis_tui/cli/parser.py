@@ -84,6 +84,8 @@ def _get(commands: Commands) -> None:
     get = commands.add_parser("get", help="print a credential's value, and nothing else")
     get.add_argument("name", help="NAME, CONTEXT/NAME or aegis://CONTEXT/NAME")
     get.add_argument("--version", type=int, dest="value_version", metavar="N", help="a specific version")
+    get.add_argument("--retired", action="store_true",
+                     help="with --version: read a retired version on purpose (history; audited as high risk)")
     get.add_argument("--reason", default="", help="why, shown to the human who approves (through a broker)")
     _handler(get, "aegis_tui.cli.commands.get:get")
 
@@ -107,11 +109,35 @@ def _show(commands: Commands) -> None:
 
 def _rotate(commands: Commands) -> None:
     rotate = commands.add_parser("rotate", help="give a credential a new value (a new version)")
-    rotate.add_argument("name")
+    rotate.add_argument("name", nargs="?")
+    rotate.add_argument("--due", action="store_true",
+                        help="instead of one NAME: rotate every due or overdue credential by its rotation policy")
     rotate.add_argument("--overlap", metavar="DURATION",
                         help="how long the previous version stays valid (e.g. 30m, 24h, 7d, 0)")
     _generate_options(rotate)
     _handler(rotate, f"{_CREDS}:rotate")
+
+
+_LIFECYCLE = "aegis_tui.cli.commands.lifecycle"
+
+
+def _rotation(commands: Commands) -> None:
+    rotation = commands.add_parser("rotation", help="rotation schedule: what is ok, due or overdue")
+    actions = rotation.add_subparsers(dest="rotation_command", metavar="ACTION", required=True, parser_class=_Parser)
+    status = actions.add_parser("status", help="every credential with a rotation period or expiry, most urgent first")
+    status.add_argument("--attention", action="store_true", help="only what is due, overdue or expiring")
+    status.add_argument("--json", action="store_true")
+    _handler(status, f"{_LIFECYCLE}:rotation_status")
+
+
+def _compromised(commands: Commands) -> None:
+    compromised = commands.add_parser(
+        "compromised", help="a credential leaked: mark it exposed, revoke its grants, rotate it, open an incident")
+    compromised.add_argument("name", help="NAME, CONTEXT/NAME or aegis://CONTEXT/NAME")
+    compromised.add_argument("--severity", default="high", help="critical, high, medium or low (default: high)")
+    compromised.add_argument("--impact", default="", help="what the exposure put at risk, for the incident")
+    compromised.add_argument("--json", action="store_true", help="print the incident as JSON")
+    _handler(compromised, f"{_LIFECYCLE}:compromised")
 
 
 def _revoke(commands: Commands) -> None:
@@ -250,6 +276,42 @@ def _grants(commands: Commands) -> None:
     _handler(revoke, f"{_AGENTS}:grants_revoke")
 
 
+_INCIDENTS = "aegis_tui.cli.commands.incidents"
+
+
+def _incidents(commands: Commands) -> None:
+    incidents = commands.add_parser("incidents", help="compromise incidents: open, list, show, edit, close, export")
+    actions = incidents.add_subparsers(dest="incidents_command", metavar="ACTION", required=True, parser_class=_Parser)
+    opening = actions.add_parser("open", help="open an incident for a credential you know was exposed")
+    opening.add_argument("reference", help="NAME, CONTEXT/NAME or aegis://CONTEXT/NAME")
+    opening.add_argument("--severity", required=True, help="critical, high, medium or low")
+    opening.add_argument("--impact", default="", help="what the exposure put at risk")
+    _handler(opening, f"{_INCIDENTS}:incidents_open")
+    listing = actions.add_parser("list", help="open incidents, newest first")
+    listing.add_argument("--all", action="store_true", help="also closed ones")
+    listing.add_argument("--json", action="store_true")
+    _handler(listing, f"{_INCIDENTS}:incidents_list")
+    show = actions.add_parser("show", help="one incident with its response timeline")
+    show.add_argument("id", help="the id or a unique start of it (4 characters or more)")
+    show.add_argument("--json", action="store_true")
+    _handler(show, f"{_INCIDENTS}:incidents_show")
+    edit = actions.add_parser("edit", help="set severity, impact, root cause or prevention")
+    edit.add_argument("id")
+    edit.add_argument("--severity", help="critical, high, medium or low")
+    edit.add_argument("--impact", metavar="TEXT")
+    edit.add_argument("--root-cause", metavar="TEXT")
+    edit.add_argument("--prevention", metavar="TEXT")
+    _handler(edit, f"{_INCIDENTS}:incidents_edit")
+    for action, what in (("close", "close (needs a root cause and a prevention)"), ("reopen", "open again")):
+        sub = actions.add_parser(action, help=what)
+        sub.add_argument("id")
+        _handler(sub, f"{_INCIDENTS}:incidents_{action}")
+    export = actions.add_parser("export", help="incidents as JSON in the team's incident template")
+    export.add_argument("ids", nargs="*", metavar="ID", help="only these (default: all)")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here (mode 0600) instead of stdout")
+    _handler(export, f"{_INCIDENTS}:incidents_export")
+
+
 def _run(commands: Commands) -> None:
     run = commands.add_parser("run", help="run a command with credentials in its environment, output masked")
     run.add_argument("--need", action="append", default=[], metavar="NAME[=ENV]",
@@ -292,6 +354,68 @@ def _redact(commands: Commands) -> None:
              f"{_SCAN}:redact")
 
 
+_POLICY = "aegis_tui.cli.commands.policy"
+
+
+def _policy(commands: Commands) -> None:
+    policy = commands.add_parser("policy", help="rotation policies and provider hooks")
+    actions = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True, parser_class=_Parser)
+    show = actions.add_parser("show", help="a credential's rotation period, overlap and method")
+    show.add_argument("name", help="NAME, CONTEXT/NAME or aegis://CONTEXT/NAME")
+    show.add_argument("--json", action="store_true")
+    _handler(show, f"{_POLICY}:show")
+    change = actions.add_parser("set", help="how and how often a credential is rotated")
+    change.add_argument("name", help="NAME, CONTEXT/NAME or aegis://CONTEXT/NAME")
+    change.add_argument("--every", metavar="DURATION", help="rotation period in whole days, e.g. 90d (0: none)")
+    change.add_argument("--overlap", metavar="DURATION", help="how long the previous value stays valid, e.g. 24h")
+    method = change.add_mutually_exclusive_group()
+    method.add_argument("--manual", action="store_true", help="a person types the new value")
+    method.add_argument("--generate", action="store_true", help="generate the new value")
+    method.add_argument("--command", metavar="HOOK", help="ask a provider hook of the policy file")
+    change.add_argument("--length", type=int, help="with --generate (default 32)")
+    change.add_argument("--charset", help="with --generate: alnum, alpha, digits, hex, symbols, base64url")
+    change.add_argument("--prefix", help="with --generate: fixed prefix, e.g. sk_")
+    _handler(change, f"{_POLICY}:set_policy")
+    hooks = actions.add_parser("hooks", help="the provider hooks of the policy file")
+    hooks.add_argument("--json", action="store_true")
+    _handler(hooks, f"{_POLICY}:hooks")
+    hook_add = actions.add_parser("hook-add", help="declare a provider hook: -- ROTATE_CMD [ARGS...]")
+    hook_add.add_argument("name")
+    hook_add.add_argument("--timeout", default="30s", metavar="DURATION", help="default 30s")
+    hook_add.add_argument("--revoke-command", metavar="'CMD ARGS'", help="revokes an old value (shell-like words)")
+    hook_add.add_argument("rotate", nargs="+", metavar="ROTATE_CMD", help="prints a new value; after --")
+    _handler(hook_add, f"{_POLICY}:hook_add")
+    hook_remove = actions.add_parser("hook-remove", help="remove a provider hook from the policy file")
+    hook_remove.add_argument("name")
+    _handler(hook_remove, f"{_POLICY}:hook_remove")
+
+
+_REVIEW = "aegis_tui.cli.commands.review"
+
+
+def _review(commands: Commands) -> None:
+    review = commands.add_parser("review", help="the access review: every credential, its use and grants; decide, sign")
+    review.add_argument("--json", action="store_true")
+    review.add_argument("--flagged", action="store_true", help="only rows with a flag (unused, overdue, ...)")
+    _handler(review, f"{_REVIEW}:review_show")
+    actions = review.add_subparsers(dest="review_command", metavar="ACTION", parser_class=_Parser)
+    apply = actions.add_parser("apply", help="decide every credential from a JSON file, apply, sign and store")
+    apply.add_argument("decisions", metavar="DECISIONS.json",
+                       help='{"NAME": "keep"|"rotate"|"revoke"|{"action": "narrow", "grants": [...], "until": TIME}}')
+    _handler(apply, f"{_REVIEW}:review_apply")
+    listing = actions.add_parser("list", help="finished reviews, oldest first")
+    listing.add_argument("--json", action="store_true")
+    _handler(listing, f"{_REVIEW}:review_list")
+    export = actions.add_parser("export", help="a finished review as signed Markdown or JSON")
+    export.add_argument("id", nargs="?", metavar="ID", help="the review id or a unique start (default: the latest)")
+    export.add_argument("--format", choices=["md", "json"], default="md")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here (mode 0600) instead of stdout")
+    _handler(export, f"{_REVIEW}:review_export")
+    verify = actions.add_parser("verify", help="check an exported review's signature")
+    verify.add_argument("file", metavar="FILE")
+    _handler(verify, f"{_REVIEW}:review_verify")
+
+
 def _keygen(commands: Commands) -> None:
     _handler(commands.add_parser("keygen", help="print a new random AEGIS_VAULT_KEY"), f"{_VAULT}:keygen")
 
@@ -301,7 +425,8 @@ _COMMANDS = {
     "revoke": _revoke, "destroy": _destroy, "history": _history, "passwd": _passwd, "slots": _slots,
     "audit": _audit, "import-env": _import_env, "status": _status, "keygen": _keygen, "demo": _demo,
     "serve": _serve, "session": _session, "grants": _grants, "run": _run, "project": _project,
-    "scan": _scan, "redact": _redact,
+    "scan": _scan, "redact": _redact, "incidents": _incidents, "policy": _policy,
+    "review": _review, "rotation": _rotation, "compromised": _compromised,
 }
 _GLOBAL_WITH_VALUE = {"--passphrase-fd"}
 

@@ -36,7 +36,7 @@ from aegis_tui.core.crypto import (
     audit_head_message,
     verify_signature,
 )
-from aegis_tui.core.errors import IntegrityError
+from aegis_tui.core.errors import IntegrityError, UnlockError
 from aegis_tui.core.store.base import AuditRecord, StoreBackend
 
 HEAD_META_KEY = "audit_head"
@@ -194,6 +194,28 @@ class AuditLog:
     def entries(self, after_seq: int = 0) -> Iterator[AuditEntry]:
         for stored in self._store.iter_audit(after_seq):
             yield self._decode(stored)
+
+    def entries_of(self, operations: frozenset[str], after_seq: int = 0) -> Iterator[AuditEntry]:
+        """Only the entries whose clear operation is one of ``operations``. The others are
+        skipped on their clear text (written with sorted keys and no spaces, so ``"op":X``
+        appears verbatim) without opening their sealed subject: an index over a million
+        entries decrypts only the few it needs."""
+        needles = tuple(f'"op":{json.dumps(operation)}' for operation in operations)
+        for stored in self._store.iter_audit(after_seq):
+            if any(needle in stored.record for needle in needles):
+                entry = self._decode(stored)
+                if entry.operation in operations:
+                    yield entry
+
+    def sign_document(self, message: bytes) -> tuple[bytes, bytes]:
+        """Sign a document (an access review) with the vault's audit key; returns the
+        signature and the public key. The message must start with its own domain prefix,
+        so that no document can pass for a signed chain head."""
+        if self._signer is None:
+            raise UnlockError("the vault is locked")
+        if message.startswith(audit_head_message(self._vault_id, 0, b"")[:20]):
+            raise IntegrityError("a document signed with the audit key cannot look like a chain head")
+        return self._signer.sign(message), self._signer.public_raw()
 
     def tail(self, count: int) -> list[AuditEntry]:
         last = self._store.last_audit()

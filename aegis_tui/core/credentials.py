@@ -170,11 +170,19 @@ class Credentials:
             state = VersionState.RETIRED
         return VersionInfo(version.version, version.created_at, version.retires_at, state)
 
-    def reveal(self, name: str, version: int | None = None, purpose: str = "get", grant: str | None = None) -> Secret:
+    def reveal(self, name: str, version: int | None = None, purpose: str = "get", grant: str | None = None, *,
+               allow_retired: bool = False, allow_expired: bool = False) -> Secret:
         """The value of the current (or a given) version. Audited, success or refusal;
-        ``grant`` names the access grant a broker handed it out under."""
+        ``grant`` names the access grant a broker handed it out under.
+
+        A retired version and an expired credential are refused: a retired value's
+        overlap window has ended, so nothing should still use it. ``allow_retired`` is the
+        owner reading history on purpose (audited as high risk); ``allow_expired`` is the
+        rotation manager handing an expired value to the provider hook that replaces it."""
         record, credential = self._locate(name)
-        return self._reveal(record, credential, version, purpose, {"grant": grant} if grant else {})
+        evidence: dict[str, object] = {"grant": grant} if grant else {}
+        return self._reveal(record, credential, version, purpose, evidence,
+                            allow_retired=allow_retired, allow_expired=allow_expired)
 
     def reveal_id(self, credential_id: str, purpose: str, evidence: dict[str, object]) -> Secret:
         """``reveal`` by row id, for a broker that resolved the name moments ago (it re-reads
@@ -186,15 +194,24 @@ class Credentials:
         return self._reveal(record, self._open_meta(record, by_name=False), None, purpose, evidence)
 
     def _reveal(self, record: CredentialRecord, credential: Credential, version: int | None, purpose: str,
-                evidence: dict[str, object]) -> Secret:
+                evidence: dict[str, object], *, allow_retired: bool = False, allow_expired: bool = False) -> Secret:
         wanted = credential.current_version if version is None else version
         if credential.status is Status.REVOKED:
             self._audit("read", credential, Risk.HIGH, Outcome.DENIED, version=wanted, reason="revoked", via=purpose)
             raise RefusedError(f"credential {credential.name!r} is revoked; its values are no longer handed out")
+        days_left = credential.days_to_expiry(self._vault.clock())
+        if days_left is not None and days_left < 0 and not allow_expired:
+            self._audit("read", credential, Risk.HIGH, Outcome.DENIED, version=wanted, reason="expired", via=purpose)
+            raise RefusedError(f"credential {credential.name!r} expired on {credential.expires}; rotate it and set "
+                               "a new expiry (aegis-vault edit NAME --expires DATE)")
         stored = {v.version: v for v in self._store.list_versions(record.id)}
         if wanted not in stored:
             raise NotFoundError(f"credential {credential.name!r} has no version {wanted}")
         info = self._version_info(credential, stored[wanted])
+        if info.state is VersionState.RETIRED and not allow_retired:
+            self._audit("read", credential, Risk.HIGH, Outcome.DENIED, version=wanted, reason="retired", via=purpose)
+            raise RefusedError(f"version {wanted} of {credential.name!r} is retired: its overlap window has ended "
+                               "(the owner can still read it with --retired)")
         value = self._vault.keys.sealer.open(stored[wanted].sealed, self._value_aad(record.id, wanted), "a secret value")
         risk = Risk.HIGH if credential.status is Status.EXPOSED or info.state is VersionState.RETIRED else Risk.MEDIUM
         self._audit("read", credential, risk, version=wanted, state=info.state, via=purpose, **evidence)

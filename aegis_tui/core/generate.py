@@ -18,6 +18,15 @@ CHARSETS: dict[str, str] = {
 }
 MIN_LENGTH = 8
 MAX_LENGTH = 4096
+MAX_PREFIX_LENGTH = 32
+
+
+def validate_prefix(prefix: object) -> str:
+    """A fixed start such as ``sk_``: short, printable, no spaces (it becomes part of a value)."""
+    if not isinstance(prefix, str) or len(prefix) > MAX_PREFIX_LENGTH \
+            or any(not ch.isprintable() or ch.isspace() for ch in prefix):
+        raise UsageError(f"a prefix is at most {MAX_PREFIX_LENGTH} printable characters without spaces")
+    return prefix
 
 
 def generate_value(length: int = 32, charset: str = "alnum", prefix: str = "") -> Secret:
@@ -25,7 +34,6 @@ def generate_value(length: int = 32, charset: str = "alnum", prefix: str = "") -
         raise UsageError(f"unknown character set {charset!r}; choose one of: {', '.join(CHARSETS)}")
     if not MIN_LENGTH <= length <= MAX_LENGTH:
         raise UsageError(f"a generated value is {MIN_LENGTH} to {MAX_LENGTH} characters long")
-    if any(not ch.isprintable() or ch.isspace() for ch in prefix) or len(prefix) > 32:
-        raise UsageError("a prefix is at most 32 printable characters without spaces")
+    validate_prefix(prefix)
     alphabet = CHARSETS[charset]
     return Secret(prefix + "".join(secrets.choice(alphabet) for _ in range(length)))

@@ -29,6 +29,7 @@ from aegis_tui.tui.commands import AegisCommands
 from aegis_tui.tui.screens.agent_table_screen import AgentTableScreen
 from aegis_tui.tui.screens.approval_modal import ApprovalModal
 from aegis_tui.tui.screens.help_screen import HelpScreen
+from aegis_tui.tui.screens.review_screen import ReviewScreen
 from aegis_tui.tui.screens.settings_screen import SettingsScreen
 from aegis_tui.tui.screens.unlock_screen import UnlockScreen
 from aegis_tui.tui.screens.vault_screen import VaultScreen
@@ -214,7 +215,7 @@ class AegisApp(App[None]):
         sections = [("App", list(self.BINDINGS))]  # type: ignore[arg-type]
         if self.vault_screen is not None:
             sections.insert(0, ("Vault", list(VaultScreen.BINDINGS)))  # type: ignore[arg-type]
-        if isinstance(self.screen, AgentTableScreen):
+        if isinstance(self.screen, (AgentTableScreen, ReviewScreen)):
             sections.insert(0, (self.screen.HEADING, list(self.screen.BINDINGS)))  # type: ignore[arg-type]
         sections.append(("Access request", list(ApprovalModal.BINDINGS)))  # type: ignore[arg-type]
         sections.append(("Palette", [Binding("ctrl+p", "command_palette", "Every action by name")]))

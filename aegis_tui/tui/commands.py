@@ -25,6 +25,8 @@ _VAULT_ACTIONS = (
     ("Agent grants", "What agents may use, for how long; revoke a grant", "grants"),
     ("Agent sessions", "Agent sessions and their grants; end a session", "sessions"),
     ("Leaks", "Where the vault's own values were found or masked; rotate them", "leaks"),
+    ("Incidents", "Compromise incidents: timeline, root cause, prevention; close, export", "incidents"),
+    ("Access review", "Quarterly review: keep, rotate, revoke or narrow each credential; signed report", "review"),
     ("Verify audit chain", "Check the audit log's hash chain and signed head", "verify_audit"),
 )
 _APP_ACTIONS = (

@@ -298,9 +298,27 @@ def test_rotate_keeps_the_previous_version_readable_inside_the_overlap_window(ma
     assert states(creds, "api")[0] == (1, VersionState.PREVIOUS)
     made.clock.advance(1)  # exactly at retires_at
     assert states(creds, "api") == [(1, VersionState.RETIRED), (2, VersionState.CURRENT)]
-    assert creds.reveal("api", version=1).reveal_text() == "v1-value"  # retired is still history
+    with pytest.raises(RefusedError, match="version 1 of 'api' is retired"):
+        creds.reveal("api", version=1)  # the overlap ended: nothing should still use it
+    refused = list(made.vault.audit.entries())[-1]
+    assert (refused.outcome, refused.detail["reason"]) == ("denied", "retired")
+    assert creds.reveal("api", version=1, allow_retired=True).reveal_text() == "v1-value"  # history, on purpose
     entry = list(made.vault.audit.entries())[-1]
     assert (entry.risk, entry.flagged, entry.detail["state"]) == ("high", True, "retired")
+
+
+def test_an_expired_credential_is_refused_and_the_refusal_audited(made) -> None:
+    creds = Credentials(made.vault)
+    creds.add("dated", Secret("dated-value"), expires="2025-06-20")  # the test clock starts on 2025-06-15
+    assert creds.reveal("dated").reveal_text() == "dated-value"
+    made.clock.advance(5 * DAY)  # 2025-06-20: the last valid day
+    assert creds.reveal("dated").reveal_text() == "dated-value"
+    made.clock.advance(DAY)
+    with pytest.raises(RefusedError, match="'dated' expired on 2025-06-20"):
+        creds.reveal("dated")
+    refused = list(made.vault.audit.entries())[-1]
+    assert (refused.operation, refused.outcome, refused.detail["reason"]) == ("read", "denied", "expired")
+    assert creds.reveal("dated", allow_expired=True).reveal_text() == "dated-value"  # for the rotation hook
 
 
 def test_rotate_uses_the_credentials_default_overlap_of_a_day(made) -> None:
@@ -320,7 +338,7 @@ def test_a_second_rotation_retires_the_older_previous_at_once(made) -> None:
     infos = creds.versions("api")
     assert infos[0].retires_at == made.clock.now
     assert infos[1].retires_at == made.clock.now + DAY
-    assert [creds.reveal("api", version=n).reveal_text() for n in (1, 2, 3)] == ["v1", "v2", "v3"]
+    assert [creds.reveal("api", version=n, allow_retired=True).reveal_text() for n in (1, 2, 3)] == ["v1", "v2", "v3"]
 
 
 def test_rotation_with_zero_overlap_retires_the_old_version_immediately(made) -> None:

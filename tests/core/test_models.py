@@ -212,9 +212,10 @@ def test_credential_round_trips_through_its_sealed_record_and_json() -> None:
 
 
 def test_a_record_missing_later_fields_decodes_with_their_defaults() -> None:
-    record = full_credential().to_record()[:-3]  # as if written before the last three fields existed
+    record = full_credential().to_record()[:-4]  # as if written before the last four fields existed
     credential = Credential.from_record(record)
     assert credential.current_version == 1 and credential.rotated_at == 0.0
+    assert dict(credential.rotation_policy) == {}  # a record from before policies: manual
 
 
 @pytest.mark.parametrize("record", [[], [99, "x"], [RECORD_FORMAT, *range(40)]])

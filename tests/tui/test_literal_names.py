@@ -26,6 +26,7 @@ from .conftest import (
     type_into,
     unlocked,
     vault_screen,
+    wait_until,
 )
 
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"

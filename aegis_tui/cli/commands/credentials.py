@@ -122,6 +122,14 @@ def _cell(value: object) -> str:
 
 
 def rotate(args: argparse.Namespace) -> int:
+    if args.due:
+        if args.name is not None:
+            raise UsageError("--due rotates every due credential by its policy; leave out the name")
+        from aegis_tui.cli.commands.lifecycle import rotate_due
+
+        return rotate_due(args)
+    if args.name is None:
+        raise UsageError("name the credential to rotate, or use --due for every due one")
     overlap = parse_duration(args.overlap) if args.overlap is not None else None
     value = _value(args)
     with open_unlocked(args) as vault:

@@ -79,4 +79,5 @@ def _old_version(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     with _unlocked(args) as vault:
         credentials = Credentials(vault)
         credential = resolve_visible(credentials, args.name, current_session(vault))
-        return credential.name, credentials.reveal(credential.name, version=args.value_version), str(credential.status)
+        value = credentials.reveal(credential.name, version=args.value_version, allow_retired=args.retired)
+        return credential.name, value, str(credential.status)

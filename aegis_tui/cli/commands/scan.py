@@ -82,11 +82,29 @@ def scan(args: argparse.Namespace) -> int:
             exposed = record_exposures(vault, findings, via="aegis-vault scan")
             if exposed:
                 err(f"aegis-vault: marked exposed: {', '.join(exposed)}; rotate with: aegis-vault rotate NAME")
+            if exposed and not args.staged:  # a staged leak is stopped before it leaves: the commit is refused
+                _recover(vault, findings)
     finally:
         if vault is not None:
             vault.close()
     _emit(args, findings, rules)
     return FOUND if findings else 0
+
+
+def _recover(vault: Vault, findings: list) -> None:  # type: ignore[type-arg]
+    """Compromise recovery for each leaked value still valid (the policy file can turn it off)."""
+    from aegis_tui.core.errors import AegisError
+    from aegis_tui.core.lifecycle.compromise import recover_leaks
+
+    try:
+        incidents = recover_leaks(vault, findings, via="scan")
+    except AegisError as error:
+        err(f"aegis-vault: automatic recovery did not run: {error}")
+        return
+    for incident in incidents:
+        failed = [step.step for step in incident.timeline if step.outcome != "ok"]
+        left = f"; left for you: {', '.join(failed)}" if failed else ""
+        err(f"aegis-vault: {incident.credential!r} leaked: recovered (incident {incident.short_id}){left}")
 
 
 def _emit(args: argparse.Namespace, findings: list, rules: RuleSet) -> None:  # type: ignore[type-arg]

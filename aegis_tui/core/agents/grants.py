@@ -18,7 +18,7 @@ from aegis_tui.core.agents.records import SealedRecords
 from aegis_tui.core.agents.sessions import context_contains
 from aegis_tui.core.audit import Risk
 from aegis_tui.core.crypto import random_hex
-from aegis_tui.core.errors import AegisError, NotFoundError, UsageError
+from aegis_tui.core.errors import AegisError, NotFoundError, RefusedError, UsageError
 from aegis_tui.core.models import Credential, validate_context, validate_free_text
 from aegis_tui.core.vault import Vault
 
@@ -90,9 +90,15 @@ class Grant(NamedTuple):
             return False
         if self.outside_sessions and session_id is not None:
             return False
-        if not context_contains(self.context, credential.context):
-            return False
         if self.scopes and not set(scopes) <= set(self.scopes):
+            return False
+        return self.selects(credential)
+
+    def selects(self, credential: Credential) -> bool:
+        """Whether ``credential`` is one this grant is for (by id, service or tag, inside
+        its context), whoever asks and whatever its state: what compromise recovery and
+        the access review need to find every grant to a credential."""
+        if not context_contains(self.context, credential.context):
             return False
         if self.credential_id is not None:
             return self.credential_id == credential.id
@@ -180,13 +186,34 @@ class Grants:
             raise NotFoundError(f"no grant {grant_id}; see: aegis-vault grants list")
         return found[1]
 
+    def _load(self, grant_id: str) -> tuple[int, Grant]:
+        """The stored grant and its revision, read fresh (inside the caller's transaction)."""
+        found = self._records.get(validate_grant_id(grant_id))
+        if found is None:
+            raise NotFoundError(f"no grant {grant_id}; see: aegis-vault grants list")
+        return found[0], Grant.from_dict(found[1])
+
+    def shorten(self, grant_id: str, expires_at: float) -> Grant:
+        """End an active grant earlier (an access review narrowing it). Never later: a
+        longer grant is a new approval, not something a review may hand out."""
+        with self._vault.store.transaction():
+            rev, grant = self._load(grant_id)
+            now = self._vault.clock()
+            if grant.state(now) != "active":
+                raise RefusedError(f"grant {grant.id} is {grant.state(now)}; there is nothing to shorten")
+            if expires_at <= now:
+                raise UsageError("that end time has passed; to end a grant now, revoke it")
+            if grant.expires_at is not None and expires_at >= grant.expires_at:
+                raise RefusedError(f"grant {grant.id} already ends sooner; a review only shortens grants")
+            shortened = grant._replace(expires_at=expires_at)
+            self._records.update(shortened.to_dict(), rev)
+            self._audit("grant.shorten", shortened, Risk.MEDIUM, previous_expires_at=grant.expires_at,
+                        expires_at=expires_at)
+        return shortened
+
     def revoke(self, grant_id: str, *, reason: str = "") -> Grant:
         with self._vault.store.transaction():
-            found = self._records.get(validate_grant_id(grant_id))
-            if found is None:
-                raise NotFoundError(f"no grant {grant_id}; see: aegis-vault grants list")
-            rev, data = found
-            grant = Grant.from_dict(data)
+            rev, grant = self._load(grant_id)
             if grant.revoked_at is not None:
                 return grant
             revoked = grant._replace(revoked_at=self._vault.clock(), revoked_reason=validate_free_text(reason, "reason", 500))

@@ -38,6 +38,7 @@ from aegis_tui.core.errors import AegisError, ConflictError, ProtocolError, Refu
 
 IDLE_TIMEOUT = 30.0  # a connection that sends nothing for this long is closed
 SWEEP_INTERVAL = 15.0
+LIFECYCLE_INTERVAL = 60.0  # rotation periods are days: a minute late is on time
 _DRAIN_SECONDS = 1.0  # denied requests leave the queue within a few turns of the loop
 
 
@@ -117,11 +118,20 @@ class BrokerServer:
             self._lock_fd = None
 
     async def _sweep_forever(self) -> None:
+        """Upkeep: expired sessions every few seconds; rotation by policy every minute, and
+        at once on start, which catches up what fell due while no broker ran. Rotation
+        runs on a worker thread: a provider hook may take its whole timeout."""
+        loop = asyncio.get_running_loop()
+        next_lifecycle = loop.time()
         while True:
-            await asyncio.sleep(SWEEP_INTERVAL)
             if self.service.vault.is_unlocked:
                 with contextlib.suppress(AegisError):
                     self.service.sweep()
+                if loop.time() >= next_lifecycle:
+                    next_lifecycle = loop.time() + LIFECYCLE_INTERVAL
+                    with contextlib.suppress(AegisError):
+                        await asyncio.to_thread(self.service.tick_lifecycle)
+            await asyncio.sleep(SWEEP_INTERVAL)
 
     # -- connections -----------------------------------------------------------------------
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

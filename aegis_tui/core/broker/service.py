@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from aegis_tui.core.actor import Actor
 from aegis_tui.core.agents.grants import Grant, Grants, GrantSpentError
@@ -36,6 +36,9 @@ from aegis_tui.core.models import Credential
 from aegis_tui.core.secret import Secret
 from aegis_tui.core.summary import credential_summary
 from aegis_tui.core.vault import Vault
+
+if TYPE_CHECKING:
+    from aegis_tui.core.lifecycle.rotation import TickReport
 
 HEADLESS, APP = "headless", "app"
 T = TypeVar("T")
@@ -72,6 +75,7 @@ class BrokerService:
         self._batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._resolved: tuple[int, dict[tuple[str, str | None], Credential]] = (-1, {})
         self._peers: dict[PeerInfo, dict[str, str]] = {}
+        self.last_lifecycle: TickReport | None = None
 
     # -- who is asking --------------------------------------------------------------------
     def _all_sessions(self) -> list[AgentSession]:
@@ -326,6 +330,18 @@ class BrokerService:
     def sweep(self) -> int:
         """End expired sessions (revoking their grants); returns how many ended."""
         return len(Sessions(self.vault).end_expired())
+
+    def tick_lifecycle(self) -> TickReport:
+        """Rotation by policy and ended overlaps (``RotationManager.tick``), then the usage
+        index the access review reads, so the review never waits on the whole audit log.
+        Called on a worker thread; the report is kept for the app to show."""
+        from aegis_tui.core.lifecycle.rotation import RotationManager
+        from aegis_tui.core.lifecycle.usage import UsageIndex
+
+        report = RotationManager(self.vault).tick()
+        UsageIndex(self.vault).refresh()
+        self.last_lifecycle = report
+        return report
 
     def _audit(self, caller: Caller, operation: str, credential: Credential, risk: Risk,
                outcome: Outcome = Outcome.OK, **detail: object) -> None:

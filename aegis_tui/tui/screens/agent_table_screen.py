@@ -54,6 +54,7 @@ def fit(parts: list[Part], width: int) -> Content:
 class AgentTableScreen(Screen[None]):
     HEADING: ClassVar[str] = ""  # "Agent grants": the top line and the help section
     NOUN: ClassVar[str] = ""  # "grants": counts in the top line
+    ACTIVE: ClassVar[str] = "active"  # what the top line calls the rows still in force ("open" incidents)
     COLUMNS: ClassVar[tuple[Column, ...]] = ()
 
     def __init__(self) -> None:
@@ -133,7 +134,8 @@ class AgentTableScreen(Screen[None]):
         if self.rows:
             listing.highlighted = ids.index(kept.id) if kept is not None and kept.id in ids else 0
         active = sum(row.active for row in self.rows)
-        shown = f"{active} active of {len(self.rows)} {self.NOUN}" if self.show_all else f"{active} active {self.NOUN}"
+        shown = (f"{active} {self.ACTIVE} of {len(self.rows)} {self.NOUN}" if self.show_all
+                 else f"{active} {self.ACTIVE} {self.NOUN}")
         self.query_one("#agent-top", Static).update(Content.assemble(
             (" ◆ aegis-vault ", "bold $primary"), ("· ", "$text-muted"), (self.HEADING, "bold"),
             (f" · {shown}", "$text-muted")))

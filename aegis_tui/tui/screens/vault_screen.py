@@ -22,6 +22,9 @@ from textual.widgets import Footer, Input, Static
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.errors import AegisError
 from aegis_tui.core.inventory import Inventory, load_inventory
+from aegis_tui.core.lifecycle.compromise import recover
+from aegis_tui.core.lifecycle.review import REVIEW_INTERVAL_DAYS, last_review_age_days
+from aegis_tui.core.lifecycle.rotation import policy_of
 from aegis_tui.core.models import Credential, Health, Kind, Status
 from aegis_tui.core.search import FuzzyFilter
 from aegis_tui.core.secret import Secret
@@ -30,8 +33,11 @@ from aegis_tui.tui.screens.confirm_modal import ConfirmModal
 from aegis_tui.tui.screens.credential_form_modal import CredentialDraft, CredentialFormModal
 from aegis_tui.tui.screens.destroy_modal import DestroyModal
 from aegis_tui.tui.screens.grants_screen import GrantsScreen
+from aegis_tui.tui.screens.incidents_screen import IncidentsScreen
 from aegis_tui.tui.screens.leaks_screen import LeaksScreen
+from aegis_tui.tui.screens.review_screen import ReviewScreen
 from aegis_tui.tui.screens.rotate_modal import Rotation, RotateModal
+from aegis_tui.tui.screens.rotation_screen import RotationScreen
 from aegis_tui.tui.screens.sessions_screen import SessionsScreen
 from aegis_tui.tui.widgets.audit_panel import AuditPanel
 from aegis_tui.tui.widgets.credential_list import CredentialList
@@ -42,6 +48,7 @@ from aegis_tui.tui.widgets.totp_panel import TotpPanel
 if TYPE_CHECKING:
     from aegis_tui.tui.app import AegisApp
 
+REVIEW_DUE = "⚑ access review due — press V"
 # Operations written by other processes that change what the list shows.
 _CHANGING_OPERATIONS = {"add", "rotate", "revoke", "destroy", "edit", "status.exposed", "status.active"}
 _NEEDS_SELECTION = {"reveal", "copy", "copy_totp", "rotate", "revoke", "destroy", "edit"}
@@ -61,7 +68,15 @@ class VaultScreen(Screen[None]):
         Binding("s", "sort", "Sort", id="vault.sort", tooltip="Change the sort column"),
         Binding("A", "grants", "Grants", id="vault.grants", tooltip="What agents may use; revoke a grant"),
         Binding("S", "sessions", "Sessions", id="vault.sessions", show=False, tooltip="Agent sessions; end one"),
+        Binding("R", "rotation", "Rotation", id="vault.rotation", show=False,
+                tooltip="What is due or overdue for rotation, and expiring; rotate it"),
+        Binding("exclamation_mark", "compromised", "Compromised", id="vault.compromised", show=False,
+                tooltip="It leaked: mark exposed, revoke its grants, rotate it, open an incident"),
         Binding("L", "leaks", "Leaks", id="vault.leaks", show=False, tooltip="Where the vault's values were found"),
+        Binding("I", "incidents", "Incidents", id="vault.incidents", show=False,
+                tooltip="Compromise incidents: timeline, root cause, prevention"),
+        Binding("V", "review", "Review", id="vault.review", show=False,
+                tooltip="Quarterly access review: keep, rotate, revoke or narrow each credential"),
         Binding("escape", "clear_filter", "Clear", id="vault.clear", show=False),
     ]
 
@@ -105,6 +120,7 @@ class VaultScreen(Screen[None]):
         self.query_one(CredentialList).focus()
         self._top_bar()
         self.reload()
+        self.check_review()
         if self.aegis.live:
             self.set_interval(1.0, self._tick)
 
@@ -149,6 +165,20 @@ class VaultScreen(Screen[None]):
             text = Content.assemble(("✖ ", "$error"), (report.problems[0], "$error"))
         self.app.call_from_thread(self.query_one(AuditPanel).set_status, text)
 
+    @work(thread=True, exclusive=True, group="review-due")
+    def check_review(self) -> None:
+        """Is an access review due? Asked on unlock and after a review, not on every reload:
+        it reads the stored reviews, which is cheap but not free."""
+        try:
+            age = last_review_age_days(self.aegis.vault, self.aegis.clock())
+        except AegisError:
+            return  # locked meanwhile: the lock takes this screen away
+        self.app.call_from_thread(self._review_checked, age is None or age > REVIEW_INTERVAL_DAYS)
+
+    def _review_checked(self, due: bool) -> None:
+        """The list's frame carries the reminder: the top bar is full on most terminals."""
+        self.query_one(CredentialList).border_subtitle = Content.styled(REVIEW_DUE, "bold $warning") if due else ""
+
     def _apply_filter(self, keep: Credential | None = None) -> None:
         query = self.query_one("#filter", Input).value
         rows = self._filter.apply(query)
@@ -179,6 +209,10 @@ class VaultScreen(Screen[None]):
             count = healths.count(health)
             if count:
                 parts += [(" · ", "$text-muted"), (f"{health.glyph} {count} {health}", "$warning")]
+        by_hand = sum(1 for c, h in zip(self._inventory.credentials, healths)
+                      if h in (Health.DUE, Health.OVERDUE) and policy_of(c).method == "manual")
+        if by_hand:
+            parts += [(" · ", "$text-muted"), (f"✎ {by_hand} to rotate by hand — press R", "bold $warning")]
         # The path goes last: on a narrow terminal it is what gets cut, not the counts.
         parts.append((f" · {self.aegis.vault_label}", "$text-muted"))
         self.query_one("#top-bar", Static).update(Content.assemble(*parts))
@@ -272,6 +306,47 @@ class VaultScreen(Screen[None]):
 
     def action_leaks(self) -> None:
         self.app.push_screen(LeaksScreen())
+
+    def action_rotation(self) -> None:
+        self.app.push_screen(RotationScreen())
+
+    def action_compromised(self) -> None:
+        credential = self.selected
+        if credential is None:
+            return
+        title = Content.assemble(("Compromised: ", "bold $error"), (credential.name, "bold"))
+        body = Content("Marks it exposed, revokes every agent grant to it, rotates it now with no overlap where "
+                       "its policy can (else asks you), has the provider revoke the old value, and opens an "
+                       "incident with the timeline.")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._recover(credential.name)
+
+        self.app.push_screen(ConfirmModal(title, body, "Recover"), confirmed)
+
+    @work(thread=True, exclusive=True, group="compromise")
+    def _recover(self, name: str) -> None:
+        """In a thread: rotation may run a provider hook for up to its timeout."""
+        try:
+            incident = recover(self.aegis.vault, name, source="app")
+        except AegisError as error:
+            self.app.call_from_thread(self._fail, error)
+            return
+        left = [step.step for step in incident.timeline if step.outcome != "ok"]
+        said = f"{name}: incident {incident.short_id} opened" + (f"; left for you: {', '.join(left)}" if left else "")
+        self.app.call_from_thread(self._recovered, said)
+
+    def _recovered(self, said: str) -> None:
+        self._say(said)
+        self.reload()
+        self.app.push_screen(IncidentsScreen())
+
+    def action_incidents(self) -> None:
+        self.app.push_screen(IncidentsScreen())
+
+    def action_review(self) -> None:
+        self.app.push_screen(ReviewScreen())
 
     def action_sort(self) -> None:
         key = self.query_one(CredentialList).cycle_sort()

@@ -670,3 +670,20 @@ async def test_closing_the_broker_removes_its_socket(start_broker, stock) -> Non
     assert os.path.exists(path)
     await server.close()
     assert not os.path.exists(path)
+
+
+# -- upkeep -----------------------------------------------------------------------------------------
+async def test_the_broker_rotates_by_policy_what_fell_due_while_it_was_not_running(start_broker, made) -> None:
+    credentials = Credentials(made.vault)
+    credentials.add("nightly", Secret("first-value-9e1"), rotation_days=7)
+    credentials.edit("nightly", rotation_policy={"method": "generate", "length": 32})
+    made.clock.advance(10 * 86400)  # the machine was off when it fell due
+    server = await start_broker()
+    for _ in range(250):
+        if server.service.last_lifecycle is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert server.service.last_lifecycle is not None
+    [outcome] = server.service.last_lifecycle.rotated
+    assert (outcome.name, outcome.ok, outcome.version) == ("nightly", True, 2)
+    assert credentials.reveal("nightly").reveal_text() != "first-value-9e1"
