@@ -42,7 +42,9 @@ from aegis_tui.core.agents.grants import Grants
 from aegis_tui.core.audit import Risk
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.crypto import new_kdf_params
+from aegis_tui.core.lifecycle.policy import PolicyFile
 from aegis_tui.core.lifecycle.review import review_rows
+from aegis_tui.core.lifecycle.rotation import RotationManager
 from aegis_tui.core.lifecycle.usage import USAGE_KIND, UsageIndex
 from aegis_tui.core.models import Credential
 from aegis_tui.core.secret import Secret
@@ -176,6 +178,13 @@ def main() -> int:
         print(f"review_rows() over {len(rows):,} credentials, {args.grants:,} grants: "
               f"{results['review_rows_s']:.2f} s ({sum(len(r.grants) for r in rows):,} active grant links, "
               f"{sum(bool(r.flags) for r in rows):,} flagged rows)", flush=True)
+        manager = RotationManager(vault, PolicyFile())
+        statuses: list[Any] = []
+        results["rotation_status_s"] = timed(lambda: statuses.extend(manager.status()))
+        results["rotation_tick_s"] = timed(manager.tick)
+        print(f"rotation status over {args.credentials:,} credentials: {results['rotation_status_s']:.2f} s "
+              f"({len(statuses):,} with a period or expiry); one manager tick (nothing due): "
+              f"{results['rotation_tick_s']:.2f} s", flush=True)
         vault.close()
 
         reopened = Vault.open(info.path)

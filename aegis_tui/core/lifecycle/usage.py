@@ -29,6 +29,9 @@ USAGE_KIND = "usage"
 INDEX_ID = "index"
 KEEP_RECENT = 10  # sessions and agents remembered per credential: what a reviewer reads
 _READ, _LEAK, _EDIT, _DESTROY = "read", "leak.found", "edit", "destroy"
+# Reads that are the vault's own upkeep, not anyone using the credential: the app works
+# out every TOTP code as it unlocks, and rotation hands old values to provider hooks.
+_NOT_USES = frozenset({"tui.totp", "rotation.hook", "rotation.revoke-hook"})
 _OPERATIONS = frozenset({_READ, _LEAK, _EDIT, _DESTROY})
 _RETRIES = 3
 
@@ -134,7 +137,7 @@ def _apply(credentials: dict[str, dict[str, Any]], entry: AuditEntry) -> None:
         usage = credentials.setdefault(name, {})
         usage["leaks"] = usage.get("leaks", 0) + 1
         usage["last_leak"] = entry.timestamp
-    elif entry.outcome == Outcome.OK:  # a refused read is not a use
+    elif entry.outcome == Outcome.OK and entry.detail.get("via") not in _NOT_USES:  # a refused read is no use
         _record_use(credentials.setdefault(name, {}), entry)
 
 

@@ -49,6 +49,18 @@ def test_a_refused_read_of_a_revoked_credential_is_not_a_use(vault, creds) -> No
     assert index.get("old").uses == 0
 
 
+def test_the_vaults_own_upkeep_reads_are_not_uses(vault, creds) -> None:  # type: ignore[no-untyped-def]
+    creds.add("mfa", Secret("JBSWY3DPEHPK3PXP"))
+    creds.reveal("mfa", purpose="tui.totp")  # the app works out the code on unlock
+    creds.reveal("mfa", purpose="rotation.hook")  # the rotation manager feeds a provider hook
+    index = UsageIndex(vault)
+    index.refresh()
+    assert index.get("mfa").uses == 0
+    creds.reveal("mfa", purpose="tui.copy")
+    index.refresh()
+    assert index.get("mfa").uses == 1
+
+
 def test_refresh_reads_only_entries_written_since_the_last_one(vault, creds) -> None:  # type: ignore[no-untyped-def]
     creds.add("db", Secret("v"))
     creds.reveal("db")
