@@ -55,7 +55,7 @@ SETTINGS_LABEL = "~/.config/aegis-vault/config.toml"  # shown only; see Screensh
 TYPED_VALUE = "lin_api_Demo7fQ2mZx9KpL4wR8sT1vY"
 TYPED_TOTP_SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 EXPECTED = ("unlock", "vault", "vault-80x24", "filter", "add", "totp-form", "rotate", "revoke", "destroy",
-            "help", "settings", "palette", "grants", "approval")
+            "help", "settings", "palette", "grants", "rotation", "review", "approval")
 WINDOW = 16  # a leaked value is found by any 16-character piece of it
 AGENT_REASON = "push the fix for CI failure #812 (the release workflow tags v2.3.1 and pushes to main)"
 
@@ -240,6 +240,22 @@ async def take(out: Path, workdir: Path) -> Vault:
         await pilot.pause(0.2)  # the grants load in a worker, then draw
         await settle()
         shot("grants", "agent grants")
+        await pilot.press("escape")
+        await settle()
+
+        await pilot.press("R")
+        await settle()
+        await pilot.pause(0.2)  # the schedule loads in a worker, then draws
+        await settle()
+        shot("rotation", "rotation: what is due")
+        await pilot.press("escape")
+        await settle()
+
+        await pilot.press("V")
+        await settle()
+        await pilot.pause(0.5)  # the review's rows are computed in a worker
+        await settle()
+        shot("review", "the quarterly access review")
         await pilot.press("escape")
         await settle()
 

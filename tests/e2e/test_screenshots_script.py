@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "screenshots.py"
 EXPECTED = ("unlock", "vault", "vault-80x24", "filter", "add", "totp-form", "rotate", "revoke", "destroy", "grants",
-            "approval", "help", "settings", "palette")
+            "approval", "help", "settings", "palette", "rotation", "review")
 # Typed into the forms by the script; they must show masked.
 TYPED = ("lin_api_Demo7fQ2mZx9KpL4wR8sT1vY", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
 
