@@ -20,6 +20,7 @@ import os
 from typing import Any, NamedTuple
 
 from aegis_tui.core.errors import UsageError
+from aegis_tui.core.paths import write_private_file
 
 CONFIG_FILENAME = "config.toml"
 _LIMITS = {
@@ -94,15 +95,4 @@ def save_settings(settings: Settings, path: str | None = None) -> None:
     _validated(document, path)
     folder = os.path.dirname(path)
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    temp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            tomli_w.dump(document, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    write_private_file(path, tomli_w.dumps(document).encode("utf-8"))

@@ -41,6 +41,24 @@ def ensure_private_folder(folder: str) -> None:
     check_not_shared(folder, is_folder=True)
 
 
+def write_private_file(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` all at once, readable by its owner only: written to a
+    0600 temp file, synced, then renamed over the old one, so a crash leaves either the
+    old file or the new one, and a file of looser mode before is replaced, not rewritten."""
+    temp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
 def check_not_shared(path: str, *, is_folder: bool = False) -> None:
     """Refuse a path that group or others may access, naming the exact fix."""
     try:

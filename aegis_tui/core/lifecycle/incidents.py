@@ -29,6 +29,7 @@ from aegis_tui.core.audit import Risk
 from aegis_tui.core.crypto import random_hex
 from aegis_tui.core.errors import NotFoundError, UsageError
 from aegis_tui.core.models import Credential, validate_free_text
+from aegis_tui.core.paths import write_private_file
 from aegis_tui.core.vault import Vault
 
 INCIDENT_KIND = "incident"
@@ -283,14 +284,5 @@ def write_export(path: str, text: str) -> str:
     """Write an export readable by its owner only (0600, even where a file of looser mode
     was before: it is replaced, not rewritten); returns the path written, ``~`` expanded."""
     target = os.path.expanduser(path)
-    temp = f"{target}.{os.getpid()}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-        os.replace(temp, target)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    write_private_file(target, (text + "\n").encode("utf-8"))
     return target

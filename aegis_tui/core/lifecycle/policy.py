@@ -32,6 +32,7 @@ from aegis_tui.core.config import config_dir
 from aegis_tui.core.errors import UsageError, VaultFileError
 from aegis_tui.core.generate import CHARSETS, MAX_LENGTH, MIN_LENGTH, validate_prefix
 from aegis_tui.core.models import parse_duration
+from aegis_tui.core.paths import write_private_file
 
 POLICY_FILENAME = "policy.toml"
 METHODS = ("manual", "generate", "command")
@@ -172,18 +173,7 @@ def save_policy_file(policy: PolicyFile, path: str | None = None) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, mode=0o700, exist_ok=True)
     _check_not_writable_by_others(folder)
-    temp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    write_private_file(path, data)
 
 
 def _check_not_writable_by_others(path: str, info: os.stat_result | None = None) -> None:
