@@ -105,6 +105,13 @@ class AegisApp(App[None]):
     def vault_screen(self) -> VaultScreen | None:
         return next((s for s in self.screen_stack if isinstance(s, VaultScreen)), None)
 
+    def vault_changed(self) -> None:
+        """A view over the vault changed credentials: the list behind it reloads. (The
+        list's live tick skips this process's own audit entries, so it must be told.)"""
+        screen = self.vault_screen
+        if screen is not None:
+            screen.reload()
+
     def on_mount(self) -> None:
         self.register_theme(AEGIS)
         self.theme = self.settings.theme if self.settings.theme in self.available_themes else AEGIS.name

@@ -39,6 +39,7 @@ from aegis_tui.core.vault import Vault
 
 if TYPE_CHECKING:
     from aegis_tui.core.lifecycle.rotation import TickReport
+    from aegis_tui.core.lifecycle.usage import UsageIndex
 
 HEADLESS, APP = "headless", "app"
 T = TypeVar("T")
@@ -76,6 +77,7 @@ class BrokerService:
         self._resolved: tuple[int, dict[tuple[str, str | None], Credential]] = (-1, {})
         self._peers: dict[PeerInfo, dict[str, str]] = {}
         self.last_lifecycle: TickReport | None = None
+        self._usage: UsageIndex | None = None
 
     # -- who is asking --------------------------------------------------------------------
     def _all_sessions(self) -> list[AgentSession]:
@@ -339,7 +341,9 @@ class BrokerService:
         from aegis_tui.core.lifecycle.usage import UsageIndex
 
         report = RotationManager(self.vault).tick()
-        UsageIndex(self.vault).refresh()
+        if self._usage is None:  # kept between ticks: it skips re-reading its own stored record
+            self._usage = UsageIndex(self.vault)
+        self._usage.refresh()
         self.last_lifecycle = report
         return report
 

@@ -60,8 +60,7 @@ def recover(vault: Vault, name: str, *, source: str = "manual", severity: str = 
 def _revoke_grants(vault: Vault, credential: Credential, actor: Actor) -> tuple[str, str, str]:
     """Revoke every active grant that covers ``credential`` (by name, service or tag)."""
     grants = Grants(vault, actor)
-    now = vault.clock()
-    covering = [g for g in grants.list() if g.state(now) == "active" and g.selects(credential)]
+    covering = [grant for grant in grants.list() if grant.selects(credential)]  # list(): active ones
     failed = []
     for grant in covering:
         try:
@@ -89,6 +88,7 @@ def recover_leaks(vault: Vault, findings: Iterable[Finding], *, via: str,
             leaked.setdefault(finding.credential, set()).add(finding.version)
     credentials = manager.credentials
     incidents = Incidents(vault, manager.actor)
+    attended = {incident.credential_id for incident in incidents.list(include_closed=False)}
     opened = []
     for name, versions in sorted(leaked.items()):
         try:
@@ -98,7 +98,7 @@ def recover_leaks(vault: Vault, findings: Iterable[Finding], *, via: str,
             continue
         if credential.status is Status.REVOKED or not versions & valid:
             continue
-        if any(incident.is_open for incident in incidents.for_credential(credential.id)):
+        if credential.id in attended:
             continue
         opened.append(recover(vault, name, source=via, manager=manager, actor=manager.actor))
     return opened

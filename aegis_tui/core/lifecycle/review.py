@@ -311,14 +311,13 @@ def rotate_for_review(vault: Vault, name: str) -> str:
     """Rotate ``name`` if its rotation policy lets a machine make the value (``generate``);
     otherwise say who must. Used by ``review apply`` and the app's review screen."""
     from aegis_tui.core.generate import generate_value
+    from aegis_tui.core.lifecycle.rotation import policy_of
 
     credentials = Credentials(vault)
-    policy = credentials.find(name).rotation_policy
-    if policy.get("method") != "generate":
+    policy = policy_of(credentials.find(name))
+    if policy.method != "generate":
         return f"rotation needs a human: run aegis-vault rotate {shlex.quote(name)}"
-    value = generate_value(length=int(policy.get("length", 32)),  # type: ignore[call-overload]
-                           charset=str(policy.get("charset", "alnum")), prefix=str(policy.get("prefix", "")))
-    rotated = credentials.rotate(name, value)
+    rotated = credentials.rotate(name, generate_value(policy.length, policy.charset, policy.prefix))
     return f"rotated to version {rotated.current_version} (generated)"
 
 

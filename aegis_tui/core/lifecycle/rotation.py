@@ -15,6 +15,7 @@ version untouched; every attempt, good or bad, is in the audit log.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import NamedTuple
@@ -31,8 +32,10 @@ from aegis_tui.core.models import EXPIRY_WARNING_DAYS, Credential, RotationState
 from aegis_tui.core.secret import Secret
 from aegis_tui.core.vault import Vault
 
-DAY = 86400.0
-TICK_SECONDS = 60.0  # how often the broker's manager looks: rotation is measured in days
+# One rotation at a time in this process: the broker's tick, the app's "rotate now" and
+# compromise recovery each make a manager of their own, and two of them rotating the
+# same overdue credential at once would call its provider hook twice.
+_ROTATING = threading.RLock()
 _RETIRED_RECORD = "retirements"  # SealedRecords id: versions whose end has been handled
 
 
@@ -78,25 +81,23 @@ class TickReport(NamedTuple):
 
 
 class RotationManager:
-    """Rotation by policy for one unlocked vault. Thread-safe: the broker ticks it on a
-    worker thread while the app may ask for ``status``."""
+    """Rotation by policy for one unlocked vault. Rotating and retiring take a lock shared
+    by every manager in the process (the broker ticks on a worker thread while the app
+    may rotate one credential now)."""
 
-    def __init__(self, vault: Vault, policy: PolicyFile | None = None, *, actor: Actor | None = None,
-                 policy_loader: Callable[[], PolicyFile] = load_policy_file) -> None:
-        """``policy``: the policy file's hooks; None to read the file at each use, so a
-        hook added while the broker runs is seen without a restart."""
+    def __init__(self, vault: Vault, policy: PolicyFile | None = None, *, actor: Actor | None = None) -> None:
+        """``policy``: the policy file's hooks; None to read the file when hooks are needed
+        (once per tick), so a hook added while the broker runs is seen without a restart."""
         self._vault = vault
         self._policy = policy
-        self._load_policy = policy_loader
         self.actor = actor or vault.actor
-        self._lock = threading.Lock()
 
     @property
     def credentials(self) -> Credentials:
         return Credentials(self._vault, self.actor)
 
     def policy_file(self) -> PolicyFile:
-        return self._policy if self._policy is not None else self._load_policy()
+        return self._policy if self._policy is not None else load_policy_file()
 
     # -- looking --------------------------------------------------------------------------
     def status(self, now: float | None = None) -> list[RotationStatus]:
@@ -112,12 +113,14 @@ class RotationManager:
         """One look at the whole vault: rotate what ``generate`` or ``command`` can rotate
         and is overdue (also what is merely due with ``include_due``, as ``rotate --due``
         asks), handle versions whose overlap ended, and list the manual ones to remind."""
-        with self._lock:
+        with _ROTATING:
             now = self._vault.clock()
+            hooks = functools.cache(self.policy_file)  # read once per tick, and only if a hook is needed
             wanted = {RotationState.OVERDUE} | ({RotationState.DUE} if include_due else set())
             rotated = []
             reminders = []
-            for credential in self.credentials.list():
+            credentials = self.credentials.list()
+            for credential in credentials:
                 if credential.status is Status.REVOKED or not credential.rotation_days:
                     continue
                 state, days_left = credential.rotation(now)
@@ -127,25 +130,26 @@ class RotationManager:
                     reminders.append(status_of(credential, now))
                 elif state in wanted:
                     late = f"due {-days_left} day(s) ago" if days_left is not None and days_left < 0 else "due"
-                    rotated.append(self._rotate(credential, reason=f"scheduled: {late}"))
-            retired = self._retire_ended(now)
+                    rotated.append(self._rotate(credential, hooks, reason=f"scheduled: {late}"))
+            retired = self._retire_ended(credentials, now, hooks)
         return TickReport(rotated, retired, reminders)
 
     def rotate_now(self, name: str, *, reason: str = "requested", overlap_seconds: int | None = None) -> RotationOutcome:
         """Rotate one credential by its policy now, whatever its schedule. ``manual``
         credentials are not rotated: the outcome says a human has to."""
-        with self._lock:
-            return self._rotate(self.credentials.find(name), reason=reason, overlap_seconds=overlap_seconds)
+        with _ROTATING:
+            return self._rotate(self.credentials.find(name), self.policy_file, reason=reason,
+                                overlap_seconds=overlap_seconds)
 
     def revoke_old_value(self, name: str, version: int) -> HookResult | None:
         """Run the credential's revoke hook for one of its old values (compromise recovery
         does this at once; ``tick`` when the overlap ends). None: no revoke hook applies."""
-        with self._lock:
-            credential = self.credentials.find(name)
-            return self._revoke_hook(credential, version)
+        with _ROTATING:
+            return self._revoke_hook(self.credentials.find(name), version, self.policy_file)
 
     # -- the work ---------------------------------------------------------------------------
-    def _rotate(self, credential: Credential, *, reason: str, overlap_seconds: int | None = None) -> RotationOutcome:
+    def _rotate(self, credential: Credential, hooks: Callable[[], PolicyFile], *, reason: str,
+                overlap_seconds: int | None = None) -> RotationOutcome:
         policy = policy_of(credential)
         if credential.status is Status.REVOKED:
             return RotationOutcome(credential.name, False, None, "revoked: add a new credential instead")
@@ -153,7 +157,7 @@ class RotationManager:
             return RotationOutcome(credential.name, False, None,
                                    f"needs a human: run aegis-vault rotate {credential.name!r}")
         try:
-            value = self._new_value(credential, policy)
+            value = self._new_value(credential, policy, hooks)
         except AegisError as err:
             return self._failed(credential, policy, reason, str(err))
         if isinstance(value, HookResult):
@@ -168,10 +172,11 @@ class RotationManager:
         return RotationOutcome(rotated.name, True, rotated.current_version,
                                f"rotated to version {rotated.current_version} ({policy.describe()})")
 
-    def _new_value(self, credential: Credential, policy: RotationPolicy) -> Secret | HookResult:
+    def _new_value(self, credential: Credential, policy: RotationPolicy,
+                   hooks: Callable[[], PolicyFile]) -> Secret | HookResult:
         if policy.method == "generate":
             return generate_value(policy.length, policy.charset, policy.prefix)
-        hook = self.policy_file().hook(policy.hook)
+        hook = hooks().hook(policy.hook)
         old = self.credentials.reveal(credential.name, purpose="rotation.hook", allow_expired=True)
         return run_rotate_hook(hook, old, credential)
 
@@ -185,7 +190,7 @@ class RotationManager:
                                          "why": why, "output": output[-1024:]})
         return RotationOutcome(credential.name, False, None, f"rotation failed: {why}")
 
-    def _retire_ended(self, now: float) -> list[str]:
+    def _retire_ended(self, credentials: list[Credential], now: float, hooks: Callable[[], PolicyFile]) -> list[str]:
         """Versions whose overlap window has ended since the last look: audited once each,
         and their revoke hook run, so the provider stops accepting the old value too."""
         records = SealedRecords(self._vault, "lifecycle")
@@ -193,16 +198,16 @@ class RotationManager:
         rev, handled = found if found is not None else (0, {"id": _RETIRED_RECORD, "versions": []})
         seen = set(handled["versions"])
         newly = []
-        for credential in self.credentials.list():
-            if credential.current_version == 1:
-                continue  # never rotated: no old version to retire
+        for credential in credentials:
+            if all(f"{credential.id}:{version}" in seen for version in range(1, credential.current_version)):
+                continue  # every old version handled already (or never rotated): nothing to read
             for version in self._vault.store.list_versions(credential.id):
                 key = f"{credential.id}:{version.version}"
                 if version.retires_at is None or version.retires_at > now or key in seen:
                     continue
                 seen.add(key)
                 newly.append(f"{credential.name} v{version.version}")
-                hook_result = self._revoke_hook(credential, version.version)
+                hook_result = self._revoke_hook(credential, version.version, hooks)
                 self._vault.audit.append(
                     "version.retired", self.actor, risk=Risk.LOW, target=credential.name, context=credential.context,
                     detail={"version": version.version, "overlap_ended": version.retires_at,
@@ -215,12 +220,12 @@ class RotationManager:
                 records.update(handled, rev)
         return newly
 
-    def _revoke_hook(self, credential: Credential, version: int) -> HookResult | None:
+    def _revoke_hook(self, credential: Credential, version: int, hooks: Callable[[], PolicyFile]) -> HookResult | None:
         policy = policy_of(credential)
         if policy.method != "command":
             return None
         try:
-            hook = self.policy_file().hook(policy.hook)
+            hook = hooks().hook(policy.hook)
         except AegisError:
             return None
         if not hook.revoke:

@@ -19,6 +19,7 @@ SCAN = "scan"
 RUN_MASKING = "run masking"
 _MAX_LOCATIONS = 200  # per credential: enough to act on, bounded in size
 _CLEARS = {"status.active", "rotate", "revoke", "destroy"}
+_READ = frozenset({"leak.found", "run", "status.exposed", *_CLEARS})
 
 
 @dataclass
@@ -66,7 +67,10 @@ def load_leaks(audit: object, exposed: Collection[str] | None = None) -> list[Le
     iterable of entries. ``exposed``: the names of the credentials exposed now; when
     ``None`` the log says (a credential's last status change).
     """
-    entries: Iterable[AuditEntry] = audit.entries() if hasattr(audit, "entries") else audit  # type: ignore[union-attr, assignment]
+    # From the vault's log, only the operations read below are opened: the view reloads
+    # every few seconds, and most of a log is reads.
+    entries: Iterable[AuditEntry] = (
+        audit.entries_of(_READ) if hasattr(audit, "entries_of") else audit)  # type: ignore[union-attr, assignment]
     leaks: dict[str, Leak] = {}
     status: dict[str, bool] = {}
 

@@ -95,7 +95,7 @@ class LeaksScreen(AgentTableScreen):
 
     def end_record(self, row: Row) -> str:
         Credentials(self.aegis.vault).set_status(row.name, Status.ACTIVE, reason="false positive (leaks view)")
-        self._vault_changed()
+        self.aegis.vault_changed()
         return f"Marked {row.name} active again (false positive)."
 
     # -- rotation --------------------------------------------------------------------------------
@@ -126,13 +126,7 @@ class LeaksScreen(AgentTableScreen):
                 self.notify(str(error), title="Not done", severity="error", timeout=6, markup=False)
                 return
             self.notify(f"rotated {changed.name} to v{changed.current_version}", timeout=4, markup=False)
-            self._vault_changed()
+            self.aegis.vault_changed()
             self.reload()
 
         self.app.push_screen(RotateModal(credential, self.aegis.clock), rotated)
-
-    def _vault_changed(self) -> None:
-        """The credentials list behind this view shows statuses too: it reloads."""
-        screen = self.aegis.vault_screen
-        if screen is not None:
-            screen.reload()

@@ -284,9 +284,9 @@ class ReviewScreen(Screen[None]):
 
     def _finished(self, report: ReviewReport) -> None:
         """The vault changed and the review is no longer due: the vault screen hears of both."""
+        self.aegis.vault_changed()
         screen = self.aegis.vault_screen
         if screen is not None:
-            screen.reload()
             screen.check_review()
         self.app.push_screen(ReviewResultModal(report, self.aegis.clock), lambda _: self.dismiss())
 

@@ -68,7 +68,12 @@ class RotationScreen(AgentTableScreen):
 
     def _rotate_by_hand(self, name: str) -> None:
         credentials = Credentials(self.aegis.vault)
-        credential = credentials.find(name)
+        try:
+            credential = credentials.find(name)
+        except AegisError as error:  # renamed or destroyed since this list was read
+            self.notify(str(error), title="Not rotated", severity="error", timeout=6, markup=False)
+            self.reload()
+            return
 
         def typed(rotation: Rotation | None) -> None:
             if rotation is None:
@@ -79,6 +84,7 @@ class RotationScreen(AgentTableScreen):
                 self.notify(str(error), title="Not rotated", severity="error", timeout=6, markup=False)
                 return
             self.notify(f"Rotated {changed.name} to v{changed.current_version}.", timeout=4, markup=False)
+            self.aegis.vault_changed()
             self.reload()
 
         self.app.push_screen(RotateModal(credential, self.aegis.clock), typed)
@@ -95,6 +101,8 @@ class RotationScreen(AgentTableScreen):
     def _rotated(self, outcome: RotationOutcome) -> None:
         self.notify(f"{outcome.name}: {outcome.detail}", title=None if outcome.ok else "Not rotated",
                     severity="information" if outcome.ok else "error", timeout=6, markup=False)
+        if outcome.ok:
+            self.aegis.vault_changed()
         self.reload()
 
 
