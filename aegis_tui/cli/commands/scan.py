@@ -77,11 +77,13 @@ def scan(args: argparse.Namespace) -> int:
             err(f"aegis-vault: wrote a baseline of {len(findings)} finding(s) to {args.write_baseline}")
             return 0
         if vault is not None:
+            from aegis_tui.cli.render import printable
             from aegis_tui.core.scan.exposure import record_exposures
 
             exposed = record_exposures(vault, findings, via="aegis-vault scan")
             if exposed:
-                err(f"aegis-vault: marked exposed: {', '.join(exposed)}; rotate with: aegis-vault rotate NAME")
+                err(f"aegis-vault: marked exposed: {printable(', '.join(exposed))}; "
+                    "rotate with: aegis-vault rotate NAME")
             if exposed and not args.staged:  # a staged leak is stopped before it leaves: the commit is refused
                 _recover(vault, findings)
     finally:

@@ -59,6 +59,11 @@ def _importable(module: str) -> bool:
     return True
 
 
+def chosen_engine() -> str | None:
+    """The engine ``AEGIS_VAULT_MATCH_ENGINE`` forces, or None: the best one present."""
+    return os.environ.get(ENGINE_ENV) or None
+
+
 def compile_matcher(needles: Sequence[bytes], engine: str | None = None) -> Matcher:
     """Compile ``needles`` (non-empty byte strings) with ``engine``, the environment's choice, or the best one.
 
@@ -66,7 +71,7 @@ def compile_matcher(needles: Sequence[bytes], engine: str | None = None) -> Matc
     nothing without compiling anything. Needles too long for hyperscan go to the next
     engine, in a second matcher alongside it.
     """
-    chosen = engine or os.environ.get(ENGINE_ENV) or None
+    chosen = engine or chosen_engine()
     if chosen is not None and chosen not in ENGINES:
         raise ValueError(f"unknown match engine {chosen!r}: expected one of {', '.join(ENGINES)}")
     if not needles:

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 from aegis_tui.core.errors import UsageError
 from aegis_tui.core.scan.findings import Finding
-from aegis_tui.core.scan.known import KnownValues
+from aegis_tui.core.scan.known import KnownValues, advance_position
 from aegis_tui.core.scan.rules import RuleSet
 
 CHUNK = 64 * 1024
@@ -37,7 +37,6 @@ STREAM_WINDOW = 1024 * 1024  # stream text the rules see at once ...
 STREAM_OVERLAP = 64 * 1024  # ... of which this much is seen again with the next window
 _SUB = "\x1a"
 _INVALID = {0xDC80 + byte: _SUB for byte in range(128)}  # what surrogateescape made of bytes 0x80-0xFF
-_CONTINUATION = bytes(range(0x80, 0xC0))
 _HUNK = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 
 
@@ -134,11 +133,14 @@ class Scanner:
         return self._scan_data(data, path), None
 
     def _scan_parallel(self, files: list[str]) -> Iterator[tuple[list[Finding], Skipped | None]]:
-        """Fork so the workers inherit the compiled matchers (a hyperscan database does
-        not pickle); results come back in the order of ``files``."""
+        """Fork so the workers inherit the compiled matchers, the rules' hyperscan plan
+        included (a hyperscan database does not pickle); results come back in the order
+        of ``files``."""
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        if self.rules.prefilter is not None:
+            self.rules.prefilter.compile_all()  # else every worker compiles its own
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_adopt, initargs=(self,)) as pool:
             yield from pool.map(_scan_in_worker, files, chunksize=max(1, len(files) // (self.workers * 8)))
@@ -222,10 +224,7 @@ class _RuleWindows:
             self.findings.append(finding._replace(
                 line=finding.line + self.line, column=finding.column + (self.column if first_line else 0),
                 start=finding.start + self.offset, end=finding.end + self.offset))
-        dropped = self.buffer[:keep]
-        newline = dropped.rfind(b"\n")
-        self.line += dropped.count(b"\n")
-        self.column = _characters(dropped[newline + 1:]) + (self.column if newline < 0 else 0)
+        self.line, self.column = advance_position(self.line, self.column, self.buffer[:keep])
         self.buffer = self.buffer[keep:]
         self.offset += keep
 
@@ -235,11 +234,6 @@ def _char_boundary(data: bytes, index: int) -> int:
     while 0 < index < len(data) and 0x80 <= data[index] < 0xC0:
         index -= 1
     return index
-
-
-def _characters(data: bytes) -> int:
-    """UTF-8 characters in ``data``: its bytes less the continuation bytes."""
-    return len(data.translate(None, _CONTINUATION))
 
 
 # -- listing files ----------------------------------------------------------------------

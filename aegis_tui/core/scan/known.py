@@ -131,6 +131,15 @@ def _characters(data: bytes) -> int:
     return len(data.translate(None, _CONTINUATION))
 
 
+def advance_position(lines: int, column: int, data: bytes) -> tuple[int, int]:
+    """Newlines seen and characters on the current line, after ``data`` follows a point
+    with ``lines`` newlines before it and ``column`` characters on its line."""
+    newlines = data.count(b"\n")
+    if not newlines:
+        return lines, column + _characters(data)
+    return lines + newlines, _characters(data[data.rfind(b"\n") + 1:])
+
+
 class _LineTracker:
     """1-based line and column (in UTF-8 characters) of recent offsets of a stream.
 
@@ -160,7 +169,4 @@ class _LineTracker:
 
     def _count(self, prefix: bytes) -> tuple[int, int]:
         """Newlines and current-line characters at the end of ``prefix``, which follows the buffer start."""
-        newlines = prefix.count(b"\n")
-        if not newlines:
-            return self._lines, self._column + _characters(prefix)
-        return self._lines + newlines, _characters(prefix[prefix.rfind(b"\n") + 1:])
+        return advance_position(self._lines, self._column, prefix)

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aegis_tui.core.redaction.engines import available_engines, literal_pattern
+from aegis_tui.core.redaction.engines import available_engines, chosen_engine, literal_pattern
 
 if TYPE_CHECKING:
     from aegis_tui.core.scan.rules import Rule
@@ -222,12 +222,12 @@ class RulePrefilter:
     @staticmethod
     def available() -> bool:
         """hyperscan is importable here and not switched off (``AEGIS_VAULT_MATCH_ENGINE``)."""
-        import os
+        return chosen_engine() in (None, "hyperscan") and "hyperscan" in available_engines()
 
-        from aegis_tui.core.redaction.engines import ENGINE_ENV
-
-        chosen = os.environ.get(ENGINE_ENV)
-        return (chosen in (None, "", "hyperscan")) and "hyperscan" in available_engines()
+    def compile_all(self) -> None:
+        """Both databases now: before forking workers, so each inherits them compiled."""
+        self._database(utf8=False)
+        self._database(utf8=True)
 
     def plan(self, text: str) -> Plan:
         is_ascii = text.isascii()

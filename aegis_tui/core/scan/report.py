@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from aegis_tui.core.redaction.masker import printable_label
 from aegis_tui.core.scan.findings import Finding
 from aegis_tui.core.scan.known import RULE_ID as KNOWN_RULE_ID
 from aegis_tui.core.scan.rules import RuleSet
@@ -19,8 +20,10 @@ _KNOWN_DESCRIPTION = "A value of a vault credential"
 
 
 def to_text(findings: Iterable[Finding]) -> str:
-    """One line per finding: ``path:line:col  rule-id  description``."""
-    return "".join(f"{finding.location()}  {finding.rule_id}  {finding.description}\n" for finding in findings)
+    """One line per finding: ``path:line:col  rule-id  description``. Paths and names
+    come from files and users: an escape sequence in one never reaches the terminal."""
+    return "".join(printable_label(f"{finding.location()}  {finding.rule_id}  {finding.description}") + "\n"
+                   for finding in findings)
 
 
 def to_json(findings: Iterable[Finding]) -> str:

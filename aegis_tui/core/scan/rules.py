@@ -196,6 +196,8 @@ class _Located:
         self.ascii = text.isascii()
         self._starts = [0]  # line starts already counted, in order ...
         self._numbers = [1]  # ... and their line numbers
+        self._chars = [0]  # character offsets already converted to bytes, in order ...
+        self._bytes = [0]  # ... and their byte offsets
 
     def line_of(self, start: int, end: int) -> str:
         """The full line(s) the span lies on, without the trailing newline."""
@@ -211,7 +213,15 @@ class _Located:
         return number
 
     def byte_offset(self, index: int) -> int:
-        return index if self.ascii else len(self.text[:index].encode("utf-8"))
+        """Counted from the nearest offset already converted, as line numbers are: encoding
+        the whole prefix for each finding is quadratic in a long non-ASCII file."""
+        if self.ascii:
+            return index
+        nearest = bisect_right(self._chars, index) - 1
+        offset = self._bytes[nearest] + len(self.text[self._chars[nearest]:index].encode("utf-8"))
+        self._chars.insert(nearest + 1, index)
+        self._bytes.insert(nearest + 1, offset)
+        return offset
 
     def finding(self, rule: Rule, path: str, start: int, end: int, secret: str) -> Finding:
         line_start = self.text.rfind("\n", 0, start) + 1
