@@ -26,8 +26,9 @@ from textual.style import Style
 
 from aegis_tui.core.agents.grants import Grant
 from aegis_tui.core.lifecycle.review import UNUSED_DAYS, Decision, ReviewRow
-from aegis_tui.core.models import EXPIRY_WARNING_DAYS
+from aegis_tui.core.models import EXPIRY_WARNING_DAYS, Health
 from aegis_tui.tui.screens.agent_table_screen import Part, fit
+from aegis_tui.tui.styles import health_label
 from aegis_tui.tui.when import relative
 
 # Styles in lines are resolved against the theme's variables without a widget behind
@@ -48,7 +49,6 @@ COLUMNS = (
     Column("ROTATION", 14), Column("USED", 8, 0, 4), Column("SESS", 4, 0, 8), Column("GRANTS", 6),
     Column("LEAKS", 5, 0, 6), Column("INC", 3, 0, 9), Column("FLAGS", 16, 2), Column("DECISION", 9),
 )
-DECISION_COLUMN = len(COLUMNS) - 1
 _GAP = 1
 Layout = list[tuple[int, int]]  # (index into COLUMNS, width), left to right
 FLAG_WORDS = {"unused": "unused", "no-owner-context": "no ctx", "overdue": "overdue", "exposed": "exposed",
@@ -69,11 +69,7 @@ DECISIONS: dict[str, tuple[str, str]] = {
     "revoke": ("⊘ revoke", "bold $error"),
     "narrow": ("▾ narrow", "bold $warning"),
 }
-ROTATION: dict[str, tuple[str, str]] = {
-    "ok": ("✓ ok", "$success"),
-    "due": ("◷ due", "$accent"),
-    "overdue": ("⚠ overdue", "bold $warning"),
-}
+_ROTATION_HEALTH = {"ok": Health.OK, "due": Health.DUE, "overdue": Health.OVERDUE}  # shown as the list shows them
 
 
 def layout(total: int) -> Layout:
@@ -146,9 +142,9 @@ def _count(number: int, style: str = "") -> Part:
 
 
 def rotation_parts(row: ReviewRow) -> list[Part]:
-    if row.rotation_state not in ROTATION or row.rotation_days_left is None:
+    if row.rotation_state not in _ROTATION_HEALTH or row.rotation_days_left is None:
         return [("— none", MUTED)]
-    word, style = ROTATION[row.rotation_state]
+    word, style = health_label(_ROTATION_HEALTH[row.rotation_state])
     days = row.rotation_days_left
     return [(word, style), (f" {abs(days)}d", style)]  # days left, or days overdue
 

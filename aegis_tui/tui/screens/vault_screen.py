@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 REVIEW_DUE = "⚑ access review due — press V"
 # Operations written by other processes that change what the list shows.
 _CHANGING_OPERATIONS = {"add", "rotate", "revoke", "destroy", "edit", "status.exposed", "status.active"}
-_NEEDS_SELECTION = {"reveal", "copy", "copy_totp", "rotate", "revoke", "destroy", "edit"}
+_NEEDS_SELECTION = {"reveal", "copy", "copy_totp", "rotate", "revoke", "destroy", "edit", "compromised"}
 
 
 class VaultScreen(Screen[None]):
