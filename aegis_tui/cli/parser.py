@@ -269,6 +269,12 @@ def _grants(commands: Commands) -> None:
     add.add_argument("--uses", help="how many times (default: unlimited)")
     add.add_argument("--ttl", help="how long, e.g. 1h or 30d (default: until revoked)")
     add.add_argument("--reason", default="")
+    add.add_argument("--reveal", action="store_true",
+                     help="also let the holder read the raw value (get); default: inject into commands only")
+    binding = add.add_mutually_exclusive_group()
+    binding.add_argument("--program", help="only for commands that run this program (any arguments)")
+    binding.add_argument("--command", dest="bound_command", help="only for this exact command line (split like a shell)")
+    add.add_argument("--cwd", help="only for commands run in this folder or below")
     _handler(add, f"{_AGENTS}:grants_add")
     revoke = actions.add_parser("revoke", help="end a grant now")
     revoke.add_argument("id")

@@ -49,6 +49,13 @@ def random_hex(count: int) -> str:
     return os.urandom(count).hex()
 
 
+def random_token(count: int) -> str:
+    """``count`` random bytes as url-safe base64 without padding: bearer tokens."""
+    import base64
+
+    return base64.urlsafe_b64encode(os.urandom(count)).rstrip(b"=").decode()
+
+
 def new_key() -> bytes:
     """A fresh random 256-bit key."""
     return random_bytes(KEY_BYTES)

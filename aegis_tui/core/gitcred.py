@@ -22,6 +22,10 @@ from urllib.parse import unquote, urlsplit
 
 from aegis_tui.core.errors import ConflictError, UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from aegis_tui.core.models import Credential
+
 MAX_REQUEST_BYTES = 64 * 1024  # git's requests are a few hundred bytes; anything huge is not git
 _FIELDS = frozenset({"protocol", "host", "path", "username"})
 _CASE_INSENSITIVE = frozenset({"protocol", "host"})
@@ -221,3 +225,8 @@ def best_match(credentials: Iterable[tuple[T, str]], request: GitRequest) -> T |
     if len(best) > 1:
         raise ConflictError(f"several credentials match {candidate_urls(request)[0]}; narrow their url fields")
     return best[0] if best else None
+
+
+def git_username(credential: Credential, request: GitRequest) -> str:
+    """A token usually needs some user name; git hosts accept any for tokens."""
+    return credential.fields.get("username") or request.username or "x-access-token"

@@ -57,13 +57,24 @@ def _ttl(raw: str) -> int:
     return seconds
 
 
+def _management_access(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Inside an agent session: the session's own view (through the broker if one runs).
+    Outside: the owner's, which means unlocking the vault here: through the broker a
+    process outside any session has proved nothing, and sees no one's sessions or grants."""
+    from aegis_tui.core.agents.access import LocalAccess
+
+    if os.environ.get("AEGIS_SESSION"):
+        return open_agent_access(args)
+    return LocalAccess(open_unlocked(args))
+
+
 def session_start(args: argparse.Namespace) -> int:
     access = open_agent_access(args)
     try:
-        session = access.start_session(args.context, _ttl(args.ttl), args.label or "", None)
+        session, token = access.start_session(args.context, _ttl(args.ttl), args.label or "", None)
     finally:
         access.close()
-    sys.stdout.write(f"export AEGIS_SESSION={session['id']}\n")
+    sys.stdout.write(f"export AEGIS_SESSION={token}\n")
     err(f"aegis-vault: agent session {session['id']} in context {session['context'] or '(all)'} "
         f"ends {timestamp(session['expires_at'])}; run: eval \"$(aegis-vault session start ...)\"")
     return 0
@@ -79,13 +90,13 @@ def session_exec(args: argparse.Namespace) -> int:
     label = args.label or os.path.basename(command[0])
     access = open_agent_access(args)
     try:
-        session = access.start_session(args.context, _ttl(args.ttl), label, os.getpid())
+        session, token = access.start_session(args.context, _ttl(args.ttl), label, os.getpid())
     finally:
         access.close()
     # The agent gets its session, never the key: with AEGIS_VAULT_KEY it could unlock the
     # vault itself and step around the broker, its grants and its context.
     env = {key: value for key, value in os.environ.items() if key != ENV_KEY_VARIABLE}
-    env["AEGIS_SESSION"] = session["id"]
+    env["AEGIS_SESSION"] = token
     err(f"aegis-vault: agent session {session['id']} ({session['context'] or 'all contexts'}) for: {label}")
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's ^C is for the agent
     try:
@@ -113,10 +124,10 @@ def _command(raw: list[str]) -> list[str]:
 
 
 def session_end(args: argparse.Namespace) -> int:
-    session_id = args.id or os.environ.get("AEGIS_SESSION")
+    session_id = args.id or _own_session_id(args)
     if not session_id:
         raise UsageError("name the session to end (or set AEGIS_SESSION); see: aegis-vault session list")
-    access = open_agent_access(args)
+    access = _management_access(args)
     try:
         session, revoked = access.end_session(session_id)
     finally:
@@ -125,10 +136,21 @@ def session_end(args: argparse.Namespace) -> int:
     return 0
 
 
+def _own_session_id(args: argparse.Namespace) -> str | None:
+    """The public id of the session ``AEGIS_SESSION`` names (it holds the token)."""
+    if not os.environ.get("AEGIS_SESSION"):
+        return None
+    access = open_agent_access(args)
+    try:
+        return str(access.call("hello").get("session") or "") or None
+    finally:
+        access.close()
+
+
 def session_list(args: argparse.Namespace) -> int:
     import time
 
-    access = open_agent_access(args)
+    access = _management_access(args)
     try:
         sessions = access.sessions()
     finally:
@@ -149,7 +171,7 @@ def session_list(args: argparse.Namespace) -> int:
 def grants_list(args: argparse.Namespace) -> int:
     import time
 
-    access = open_agent_access(args)
+    access = _management_access(args)
     try:
         grants = access.grants(args.all)
     finally:
@@ -167,24 +189,41 @@ def grants_list(args: argparse.Namespace) -> int:
 
 
 def grants_add(args: argparse.Namespace) -> int:
-    """Standing grants are made by someone who can unlock the vault, never through the
-    broker: an agent must not be able to grant itself access."""
-    from aegis_tui.core.agents.grants import Grants
-    from aegis_tui.core.credentials import Credentials
+    """Grants are made by someone who unlocked the vault, never through the broker: an
+    agent must not be able to grant itself access."""
+    import shlex
+
+    from aegis_tui.core.agents.access import LocalAccess
 
     selector = f"service:{args.service}" if args.service else f"tag:{args.tag}" if args.tag else ""
     if bool(args.reference) == bool(selector):
         raise UsageError("grant either one credential (NAME) or a selector (--service NAME or --tag NAME)")
     uses = None if args.uses in (None, "unlimited") else _positive(args.uses)
     ttl = parse_duration(args.ttl) if args.ttl else None
-    with open_unlocked(args) as vault:
-        credential = Credentials(vault).resolve(args.reference) if args.reference else None
-        grant = Grants(vault).create(credential=credential, selector=selector, context=args.context or "",
-                                     session_id=args.session, scopes=args.scope, uses=uses,
-                                     ttl_seconds=ttl, reason=args.reason)
-    sys.stdout.write(grant.id + "\n")
-    err(f"aegis-vault: granted {grant.label} ({'session ' + grant.session_id if grant.session_id else 'standing'})")
+    command = shlex.split(args.bound_command) if args.bound_command else []
+    program = _program_path(args.program) if args.program else ""
+    access = LocalAccess(open_unlocked(args))
+    try:
+        grant = access.add_grant(ref=args.reference, selector=selector, context=args.context or "",
+                                 session=args.session, scopes=args.scope, uses=uses, ttl=ttl, reason=args.reason,
+                                 rights=["inject", "reveal"] if args.reveal else ["inject"], command=command,
+                                 program=program, cwd=os.path.realpath(args.cwd) if args.cwd else "")
+    finally:
+        access.close()
+    sys.stdout.write(grant["id"] + "\n")
+    rights = "inject and reveal" if args.reveal else "inject only"
+    err(f"aegis-vault: granted {grant['label']} ({'session ' + grant['session_id'] if grant['session_id'] else 'standing'}; "
+        f"{rights})")
     return 0
+
+
+def _program_path(raw: str) -> str:
+    import shutil
+
+    found = shutil.which(raw)
+    if found is None:
+        raise UsageError(f"--program: no executable {raw!r} on PATH")
+    return os.path.realpath(found)
 
 
 def _positive(raw: str) -> int:
@@ -194,7 +233,7 @@ def _positive(raw: str) -> int:
 
 
 def grants_revoke(args: argparse.Namespace) -> int:
-    access = open_agent_access(args)
+    access = _management_access(args)
     try:
         grant = access.revoke_grant(args.id, args.reason)
     finally:

@@ -17,7 +17,7 @@ from aegis_tui.core.run.environment import (
     validate_env_name,
 )
 from aegis_tui.core.paths import ENV_KEY_VARIABLE
-from aegis_tui.core.run.project import find_project, load_project, write_project
+from aegis_tui.core.run.project import Project, find_project, load_project, write_project
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing or argparse
 if TYPE_CHECKING:
@@ -33,29 +33,33 @@ def _command(raw: list[str]) -> list[str]:
     return command
 
 
-def _needs(args: argparse.Namespace) -> tuple[dict[str, str], list[Need]]:
+def _needs(args: argparse.Namespace) -> tuple[dict[str, str], list[Need], Project | None]:
     project_path = find_project(os.getcwd())
     project = load_project(project_path) if project_path else None
     plain, from_file = read_env_template(args.env_file) if args.env_file else ({}, [])
     needs = merge_needs(project.needs() if project else [], from_file, references_in(os.environ, "the environment"),
                         [parse_need(raw) for raw in args.need])
-    return plain, needs
+    return plain, needs, project
 
 
 def run(args: argparse.Namespace) -> int:
-    from aegis_tui.core.run.child import exit_status, run_child, should_use_pty
+    from aegis_tui.core.run.child import exit_status, find_program, run_child, should_use_pty
 
     command = _command(args.command)
-    plain, needs = _needs(args)
+    plain, needs, project = _needs(args)
     env = {key: value for key, value in os.environ.items() if key not in _NEVER_INHERITED}
     env.update(plain)
-    via = "aegis-vault run -- " + os.path.basename(command[0])  # argv[0] only: arguments may hold secrets
+    program = find_program(command[0], env)
     access = open_agent_access(args)
     try:
         used: list[str] = []
         for need in needs:
+            # A project file's references resolve inside its context: one planted with
+            # another context's name must not pull that credential in unasked.
+            project_context = project.context if project is not None and need.source == project.path else None
             try:
-                name, value, _ = access.get(need.reference, reason=args.reason, via=via)
+                name, value = access.inject(need.reference, command, program, reason=args.reason,
+                                            project_context=project_context)
             except AegisError as error:
                 raise type(error)(f"{need.variable} (from {need.source}): {error}") from None
             raw = value.reveal()
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                                  "variable cannot carry")
             env[need.variable] = raw.decode("utf-8", "surrogateescape")
             used.append(name)
-        result = run_child(command, env, filters=access.output_filters(), use_pty=should_use_pty())
+        result = run_child(command, env, filters=access.output_filters(), use_pty=should_use_pty(), program=program)
         hits = access.masked_hits()
         access.report_run(os.path.basename(command[0]), used, result.duration, result.exit_code, result.signal, hits)
     finally:

@@ -1,17 +1,16 @@
-"""One way for the command line to reach credentials: through a running broker, or
-straight from the vault when none runs.
+"""One way for the command line to reach credentials: through a running broker, or in
+this process when none runs. Both perform the operations declared in
+``core/operations``; only the transport differs.
 
-Both answer the same questions with the same rules (sessions narrow what is visible,
-revoked and expired credentials are refused) so an agent sees no difference, except
-that through a broker a value needs a grant or a human's approval, while a process
-that unlocked the vault itself has already proved it holds the key.
+Through a broker a value needs a grant or a human's approval. In this process, the
+command unlocked the vault itself: it has proved it holds the key, so it acts with the
+owner's authority (still narrowed to its agent session, if it runs in one).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from abc import ABC, abstractmethod
 from collections import Counter
 
 from aegis_tui.core.broker.wire import DATA, END, FLUSH, HITS, MAX_STREAM_FRAME, STREAM_HEADER
@@ -28,52 +27,85 @@ if TYPE_CHECKING:
     OutputFilterFactory = Callable[[int], Any]  # channel -> an object with feed(bytes) / flush()
 
 
-class AgentAccess(ABC):
-    @abstractmethod
-    def get(self, reference: str, *, reason: str = "", via: str = "aegis-vault get",
-            scopes: tuple[str, ...] = ()) -> tuple[str, Secret, str]:
-        """(credential name, value, status: "exposed" deserves a warning)."""
+class AgentAccess:
+    """The operations, as methods; subclasses say how a request travels (``call``) and
+    how a command's output is masked."""
 
-    @abstractmethod
+    def call(self, op: str, args: dict[str, Any] | None = None, *, waits: bool = False) -> dict[str, Any]:
+        """Perform ``op``; ``waits``: it may wait for a human's approval."""
+        raise NotImplementedError
+
+    def get(self, reference: str, *, reason: str = "", via: str = "aegis-vault get") -> tuple[str, Secret, str]:
+        """(credential name, raw value, status: "exposed" deserves a warning): a reveal."""
+        answer = self.call("get", {"ref": reference, "reason": reason, "via": via}, waits=True)
+        return answer["name"], Secret(base64.b64decode(answer["value_b64"])), answer.get("status", "")
+
+    def inject(self, reference: str, command: list[str], program: str, *, reason: str = "",
+               project_context: str | None = None) -> tuple[str, Secret]:
+        """(credential name, value) for the environment of ``command``, which this process
+        is about to start as ``program``."""
+        args: dict[str, Any] = {"ref": reference, "reason": reason, "command": command, "program": program}
+        if project_context is not None:
+            args["project_context"] = project_context
+        answer = self.call("inject", args, waits=True)
+        return answer["name"], Secret(base64.b64decode(answer["value_b64"]))
+
     def list(self, where: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
         """Summaries (never values) of what this caller may see; ``where``: context,
         service, status, kind."""
+        return list(self.call("list", {key: value for key, value in (where or {}).items() if value})["credentials"])
 
-    @abstractmethod
-    def output_filters(self) -> OutputFilterFactory:
-        """Maskers for a child's output channels; ``masked_hits`` sums them afterwards."""
-
-    @abstractmethod
-    def masked_hits(self) -> dict[str, int]: ...
-
-    @abstractmethod
     def report_run(self, command: str, credentials: list[str], duration: float, exit_code: int | None,
-                   signal: int | None, masked: dict[str, int]) -> None: ...
+                   signal: int | None, masked: dict[str, int]) -> None:
+        self.call("run.report", {"command": command, "credentials": credentials, "duration": duration,
+                                 "exit_code": exit_code, "signal": signal, "masked": masked})
 
-    @abstractmethod
     def git_get(self, request: GitRequest, reason: str = "") -> tuple[str, Secret]:
         """(user name, password) for what git asks."""
+        answer = self.call("git.get", {**_git_args(request), "reason": reason}, waits=True)
+        return answer["username"], Secret(base64.b64decode(answer["password_b64"]))
 
-    @abstractmethod
-    def git_erase(self, request: GitRequest) -> str: ...
+    def git_erase(self, request: GitRequest) -> str:
+        return str(self.call("git.erase", _git_args(request))["name"])
 
-    @abstractmethod
-    def start_session(self, context: str, ttl_seconds: int, label: str, bind_pid: int | None) -> dict[str, Any]: ...
+    def start_session(self, context: str, ttl_seconds: int, label: str,
+                      bind_pid: int | None) -> tuple[dict[str, Any], str]:
+        """The session (public fields) and the agent's bearer token."""
+        args: dict[str, Any] = {"context": context, "ttl": ttl_seconds, "label": label}
+        if bind_pid is not None:
+            args["bind_pid"] = bind_pid
+        answer = self.call("session.start", args)
+        return dict(answer["session"]), str(answer["token"])
 
-    @abstractmethod
-    def end_session(self, session_id: str) -> tuple[dict[str, Any], int]: ...
+    def end_session(self, session_id: str) -> tuple[dict[str, Any], int]:
+        answer = self.call("session.end", {"id": session_id})
+        return answer["session"], int(answer["grants_revoked"])
 
-    @abstractmethod
-    def sessions(self) -> list[dict[str, Any]]: ...
+    def sessions(self) -> list[dict[str, Any]]:
+        return list(self.call("session.list")["sessions"])
 
-    @abstractmethod
-    def grants(self, include_inactive: bool) -> list[dict[str, Any]]: ...
+    def grants(self, include_inactive: bool) -> list[dict[str, Any]]:
+        return list(self.call("grants.list", {"all": include_inactive})["grants"])
 
-    @abstractmethod
-    def revoke_grant(self, grant_id: str, reason: str) -> dict[str, Any]: ...
+    def revoke_grant(self, grant_id: str, reason: str) -> dict[str, Any]:
+        return dict(self.call("grants.revoke", {"id": grant_id, "reason": reason})["grant"])
 
-    @abstractmethod
-    def close(self) -> None: ...
+    def add_grant(self, **args: Any) -> dict[str, Any]:
+        return dict(self.call("grants.add", {key: value for key, value in args.items() if value not in (None, "")})
+                    ["grant"])
+
+    def note(self, text: str) -> None:
+        self.call("audit.note", {"text": text})
+
+    def output_filters(self) -> OutputFilterFactory:
+        """Maskers for a child's output channels; ``masked_hits`` sums them afterwards."""
+        raise NotImplementedError
+
+    def masked_hits(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
 
 
 def open_access(vault_path: str, unlock: Callable[[], Any]) -> AgentAccess:
@@ -91,22 +123,21 @@ def open_access(vault_path: str, unlock: Callable[[], Any]) -> AgentAccess:
 
 class BrokerAccess(AgentAccess):
     def __init__(self, client: Any, vault_path: str) -> None:
-        from aegis_tui.core.broker.client import APPROVAL_WAIT_SECONDS
-
         self._client = client
         self._vault_path = vault_path
-        self._wait = APPROVAL_WAIT_SECONDS
         self._masks: list[RemoteMask] = []
 
-    def get(self, reference: str, *, reason: str = "", via: str = "aegis-vault get",
-            scopes: tuple[str, ...] = ()) -> tuple[str, Secret, str]:
-        answer = self._client.call("get", {"ref": reference, "reason": reason, "via": via, "scopes": list(scopes)},
-                                   timeout=self._wait)
-        return answer["name"], Secret(base64.b64decode(answer["value_b64"])), answer.get("status", "")
+    def call(self, op: str, args: dict[str, Any] | None = None, *, waits: bool = False) -> dict[str, Any]:
+        from aegis_tui.core.broker.client import APPROVAL_WAIT_SECONDS, CALL_TIMEOUT
 
-    def list(self, where: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
-        filters = {key: value for key, value in (where or {}).items() if value}
-        return list(self._client.call("list", filters)["credentials"])
+        return dict(self._client.call(op, args or {}, timeout=APPROVAL_WAIT_SECONDS if waits else CALL_TIMEOUT))
+
+    def report_run(self, command: str, credentials: list[str], duration: float, exit_code: int | None,
+                   signal: int | None, masked: dict[str, int]) -> None:
+        # Not waited for: the broker commits it whether or not we stay to hear "done", and
+        # waiting for its disk sync would add a few milliseconds to every `run`.
+        self._client.send("run.report", {"command": command, "credentials": credentials, "duration": duration,
+                                         "exit_code": exit_code, "signal": signal, "masked": masked})
 
     def output_filters(self) -> OutputFilterFactory:
         from aegis_tui.core.broker.client import BrokerClient
@@ -130,39 +161,6 @@ class BrokerAccess(AgentAccess):
             mask.finish()
             total.update(mask.hits)
         return dict(total)
-
-    def report_run(self, command: str, credentials: list[str], duration: float, exit_code: int | None,
-                   signal: int | None, masked: dict[str, int]) -> None:
-        # Not waited for: the broker commits it whether or not we stay to hear "done", and
-        # waiting for its disk sync would add a few milliseconds to every `run`.
-        self._client.send("run.report", {"command": command, "credentials": credentials, "duration": duration,
-                                         "exit_code": exit_code, "signal": signal, "masked": masked})
-
-    def git_get(self, request: GitRequest, reason: str = "") -> tuple[str, Secret]:
-        answer = self._client.call("git.get", {**_git_args(request), "reason": reason}, timeout=self._wait)
-        return answer["username"], Secret(base64.b64decode(answer["password_b64"]))
-
-    def git_erase(self, request: GitRequest) -> str:
-        return str(self._client.call("git.erase", _git_args(request))["name"])
-
-    def start_session(self, context: str, ttl_seconds: int, label: str, bind_pid: int | None) -> dict[str, Any]:
-        args: dict[str, Any] = {"context": context, "ttl": ttl_seconds, "label": label}
-        if bind_pid is not None:
-            args["bind_pid"] = bind_pid
-        return dict(self._client.call("session.start", args)["session"])
-
-    def end_session(self, session_id: str) -> tuple[dict[str, Any], int]:
-        answer = self._client.call("session.end", {"id": session_id})
-        return answer["session"], int(answer["grants_revoked"])
-
-    def sessions(self) -> list[dict[str, Any]]:
-        return list(self._client.call("session.list")["sessions"])
-
-    def grants(self, include_inactive: bool) -> list[dict[str, Any]]:
-        return list(self._client.call("grants.list", {"all": include_inactive})["grants"])
-
-    def revoke_grant(self, grant_id: str, reason: str) -> dict[str, Any]:
-        return dict(self._client.call("grants.revoke", {"id": grant_id, "reason": reason})["grant"])
 
     def close(self) -> None:
         for mask in self._masks:
@@ -222,40 +220,38 @@ class RemoteMask:
 
 
 class LocalAccess(AgentAccess):
-    """The vault, unlocked by this process; the same visibility rules as the broker."""
+    """The vault, unlocked by this process: the operations run here, as the owner's."""
 
     def __init__(self, vault: Any) -> None:
-        from aegis_tui.core.agents.policy import current_session
-        from aegis_tui.core.credentials import Credentials
+        import os
+
+        from aegis_tui.core.agents.local_host import LocalHost
+        from aegis_tui.core.broker.peer import describe_process
+        from aegis_tui.core.operations.caller import resolve_caller
+        from aegis_tui.core.operations.registry import Authority
 
         self._vault = vault
-        self._credentials = Credentials(vault)
-        self.session = current_session(vault)
+        self._host = LocalHost(vault)
+        self._caller = resolve_caller(self._host, describe_process(os.getpid(), os.getuid()),
+                                      os.environ.get("AEGIS_SESSION") or None, frozenset({Authority.OWNER}))
         self._streams: list[Any] = []
 
-    def get(self, reference: str, *, reason: str = "", via: str = "aegis-vault get",
-            scopes: tuple[str, ...] = ()) -> tuple[str, Secret, str]:
-        from aegis_tui.core.agents.policy import check_usable, resolve_visible
+    @property
+    def session(self) -> Any:
+        return self._caller.session
 
-        credential = resolve_visible(self._credentials, reference, self.session)
-        check_usable(credential, self._vault.clock())
-        return credential.name, self._credentials.reveal(credential.name, purpose=via), str(credential.status)
+    def call(self, op: str, args: dict[str, Any] | None = None, *, waits: bool = False) -> dict[str, Any]:
+        from aegis_tui.core.operations.perform import perform, run_to_completion
 
-    def list(self, where: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
-        from aegis_tui.core.agents.policy import list_visible, parse_filter
-        from aegis_tui.core.credentials import gc_paused
-        from aegis_tui.core.summary import credential_summary
-
-        now = self._vault.clock()
-        found = list_visible(self._credentials, self.session, parse_filter(where or {}))
-        with gc_paused():  # 100k summaries allocate as much as the decoding did
-            return [credential_summary(c, now) for c in found]
+        return run_to_completion(perform(self._host, op, args or {}, self._caller))
 
     def output_filters(self) -> OutputFilterFactory:
+        """Every active value of the vault: this process holds the key, so masking
+        cannot tell it anything it could not read itself."""
+        from aegis_tui.core.credentials import Credentials
         from aegis_tui.core.redaction import Masker
 
-        values = self._credentials.values(active_only=True)
-        masker = Masker.for_versions(values)
+        masker = Masker.for_versions(Credentials(self._vault).values(active_only=True))
 
         def open_channel(channel: int) -> Any:
             stream = masker.stream()
@@ -269,67 +265,6 @@ class LocalAccess(AgentAccess):
         for stream in self._streams:
             total.update(stream.hits)
         return dict(total)
-
-    def report_run(self, command: str, credentials: list[str], duration: float, exit_code: int | None,
-                   signal: int | None, masked: dict[str, int]) -> None:
-        from aegis_tui.core.audit import Risk
-
-        self._vault.audit.append("run", self._vault.actor, risk=Risk.MEDIUM if masked else Risk.LOW, target=command,
-                                 detail={"credentials": credentials, "duration": round(duration, 3),
-                                         "exit_code": exit_code, "signal": signal, "masked": masked})
-
-    def git_get(self, request: GitRequest, reason: str = "") -> tuple[str, Secret]:
-        from aegis_tui.core.agents.policy import check_usable, git_location, resolve_git
-        from aegis_tui.core.broker.service import git_username
-
-        credential = resolve_git(self._credentials, self.session, request)
-        check_usable(credential, self._vault.clock())
-        value = self._credentials.reveal(credential.name, purpose=f"git credential for {git_location(request)}")
-        return git_username(credential, request), value
-
-    def git_erase(self, request: GitRequest) -> str:
-        from aegis_tui.core.agents.policy import git_location, resolve_git
-
-        credential = resolve_git(self._credentials, self.session, request)
-        self._credentials.mark_failing(credential.name, via=f"git rejected it at {git_location(request)}")
-        return credential.name
-
-    def start_session(self, context: str, ttl_seconds: int, label: str, bind_pid: int | None) -> dict[str, Any]:
-        from aegis_tui.core.agents.sessions import Sessions
-        from aegis_tui.core.broker.peer import start_time
-
-        started = start_time(bind_pid) if bind_pid is not None else None
-        return Sessions(self._vault).start(context, ttl_seconds, label=label, root_pid=bind_pid,
-                                           root_started=started).to_dict()
-
-    def end_session(self, session_id: str) -> tuple[dict[str, Any], int]:
-        from aegis_tui.core.agents.sessions import Sessions
-
-        session, revoked = Sessions(self._vault).end(session_id)
-        return session.to_dict(), revoked
-
-    def sessions(self) -> list[dict[str, Any]]:
-        from aegis_tui.core.agents.sessions import Sessions
-
-        now = self._vault.clock()
-        found = Sessions(self._vault).list()
-        if self.session is not None:
-            found = [s for s in found if s.id == self.session.id]
-        return [{**s.to_dict(), "state": s.state(now)} for s in found]
-
-    def grants(self, include_inactive: bool) -> list[dict[str, Any]]:
-        from aegis_tui.core.agents.grants import Grants
-
-        now = self._vault.clock()
-        found = Grants(self._vault).list(include_inactive=include_inactive)
-        if self.session is not None:
-            found = [g for g in found if g.session_id == self.session.id]
-        return [{**g.to_dict(), "state": g.state(now)} for g in found]
-
-    def revoke_grant(self, grant_id: str, reason: str) -> dict[str, Any]:
-        from aegis_tui.core.agents.grants import Grants
-
-        return Grants(self._vault).revoke(grant_id, reason=reason).to_dict()
 
     def close(self) -> None:
         self._vault.close()

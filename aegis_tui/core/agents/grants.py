@@ -6,6 +6,14 @@ agent session (or none: a standing grant, for daemons); scope labels (free text 
 as ``repo:push``: a request must name only scopes the grant lists; a grant without
 scopes covers any); a number of uses (once, N, unlimited); and an expiry. Nothing is
 ever deleted: revoked, expired and used-up grants stay on record for access reviews.
+
+A grant gives rights, and using a secret is not reading it: ``inject`` lets a command
+that ``run`` starts (or git's own transport) receive the value; ``reveal`` hands the raw
+value to the caller (``get``, ``git credential fill``). Agent sessions get ``inject``
+only unless a human explicitly approved a reveal. An inject grant may be bound to one
+exact command line, to one program (its resolved executable) with any arguments, and
+to a working-folder subtree; the broker checks these against what the kernel says about
+the requesting process, never against what the client claims.
 """
 
 from __future__ import annotations
@@ -25,6 +33,22 @@ from aegis_tui.core.vault import Vault
 GRANT_KIND = "grant"
 _SCOPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/*-]{0,63}$")
 _SELECTOR = re.compile(r"^(service|tag):(.{1,128})$")
+INJECT, REVEAL = "inject", "reveal"
+RIGHTS = (INJECT, REVEAL)
+
+
+class Use(NamedTuple):
+    """What a request would do with a value, as the broker verified it."""
+
+    right: str  # INJECT or REVEAL
+    command: tuple[str, ...] = ()  # the argv that will receive the value (inject)
+    program: str = ""  # its resolved executable
+    cwd: str = ""
+
+    def describe(self) -> str:
+        if self.right == REVEAL:
+            return "reveal"
+        return "inject into " + (" ".join(self.command) if self.command else "a command")
 
 
 def validate_scopes(raw: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -70,6 +94,10 @@ class Grant(NamedTuple):
     # Approved for a request made outside any session: it covers only such requests, not
     # every session's agents (a standing grant, made with ``grants add``, covers all).
     outside_sessions: bool = False
+    rights: tuple[str, ...] = (INJECT,)
+    command: tuple[str, ...] = ()  # bound to this exact argv (empty: not bound to one)
+    program: str = ""  # bound to this executable, any arguments (empty: any program)
+    cwd: str = ""  # bound to this folder and below (empty: anywhere)
 
     @property
     def audience(self) -> str:
@@ -85,14 +113,32 @@ class Grant(NamedTuple):
             return "used"
         return "active"
 
-    def covers(self, credential: Credential, session_id: str | None, scopes: tuple[str, ...], now: float) -> bool:
+    def covers(self, credential: Credential, session_id: str | None, scopes: tuple[str, ...], now: float,
+               use: Use) -> bool:
         if self.state(now) != "active" or self.session_id not in (None, session_id):
             return False
         if self.outside_sessions and session_id is not None:
             return False
         if self.scopes and not set(scopes) <= set(self.scopes):
             return False
-        return self.selects(credential)
+        return self.allows(use) and self.selects(credential)
+
+    def allows(self, use: Use) -> bool:
+        """The right, and the command and folder the grant is bound to, if any."""
+        if use.right not in self.rights:
+            return False
+        if self.command and tuple(use.command) != self.command:
+            return False
+        if self.program and use.program != self.program:
+            return False
+        return not self.cwd or use.cwd == self.cwd or use.cwd.startswith(self.cwd.rstrip("/") + "/")
+
+    @property
+    def binding(self) -> str:
+        """The command a grant is bound to, in words."""
+        if self.command:
+            return " ".join(self.command)
+        return f"{self.program} (any arguments)" if self.program else "any command"
 
     def selects(self, credential: Credential) -> bool:
         """Whether ``credential`` is one this grant is for (by id, service or tag, inside
@@ -109,11 +155,17 @@ class Grant(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         data = self._asdict()
         data["scopes"] = list(self.scopes)
+        data["rights"] = list(self.rights)
+        data["command"] = list(self.command)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Grant:
-        return cls(**{**data, "scopes": tuple(data.get("scopes", ()))})
+        # Grants recorded before rights existed handed out raw values: a standing or
+        # outside-session one keeps doing so; a session's grant becomes inject-only.
+        rights = data.get("rights") or ((INJECT, REVEAL) if data.get("session_id") is None else (INJECT,))
+        return cls(**{**data, "scopes": tuple(data.get("scopes", ())), "rights": tuple(rights),
+                      "command": tuple(data.get("command", ()))})
 
 
 class Grants:
@@ -151,6 +203,10 @@ class Grants:
         reason: str = "",
         created_by: str | None = None,
         outside_sessions: bool = False,
+        rights: tuple[str, ...] = (INJECT,),
+        command: tuple[str, ...] = (),
+        program: str = "",
+        cwd: str = "",
     ) -> Grant:
         if (credential is None) == (not selector):
             raise UsageError("a grant names either one credential or a selector (service:NAME or tag:NAME)")
@@ -158,6 +214,10 @@ class Grants:
             raise UsageError("a grant's number of uses is a positive number (or unlimited)")
         if ttl_seconds is not None and ttl_seconds <= 0:
             raise UsageError("a grant's duration must be positive")
+        if not rights or set(rights) - set(RIGHTS):
+            raise UsageError("a grant's rights are inject and/or reveal")
+        if (command or program) and INJECT not in rights:
+            raise UsageError("only an inject grant can be bound to a command")
         now = self._vault.clock()
         grant = Grant(
             id="gr_" + random_hex(8),
@@ -173,11 +233,16 @@ class Grants:
             created_by=created_by or self._actor.describe(),
             reason=validate_free_text(reason, "reason", 500),
             outside_sessions=outside_sessions and session_id is None,
+            rights=tuple(r for r in RIGHTS if r in rights),
+            command=tuple(command),
+            program=program,
+            cwd=cwd,
         )
         with self._vault.store.transaction():
             self._records.insert(grant.to_dict())
-            self._audit("grant.create", grant, Risk.MEDIUM, uses=uses, ttl_seconds=ttl_seconds,
-                        scopes=list(grant.scopes), session=session_id)
+            self._audit("grant.create", grant, Risk.HIGH if REVEAL in grant.rights and session_id else Risk.MEDIUM,
+                        uses=uses, ttl_seconds=ttl_seconds, scopes=list(grant.scopes), session=session_id,
+                        rights=list(grant.rights), bound_to=grant.binding, cwd=cwd or None)
         return grant
 
     def get(self, grant_id: str) -> Grant:
@@ -232,14 +297,17 @@ class Grants:
                 count += grant.state(now) == "active"
         return count
 
-    def find(self, credential: Credential, session_id: str | None, scopes: tuple[str, ...]) -> Grant | None:
-        """The grant that lets this session use this credential for these scopes, if any.
-        A session's own grants win over standing ones; the narrowest and oldest first."""
+    def find(self, credential: Credential, session_id: str | None, scopes: tuple[str, ...], use: Use) -> Grant | None:
+        """The grant that lets this session use this credential this way, for these
+        scopes, if any. A session's own grants win over standing ones; the narrowest
+        (one credential, one command) and oldest first."""
         now = self._vault.clock()
-        matches = [grant for _, grant in self._all().values() if grant.covers(credential, session_id, scopes, now)]
+        matches = [grant for _, grant in self._all().values()
+                   if grant.covers(credential, session_id, scopes, now, use)]
         if not matches:
             return None
-        matches.sort(key=lambda g: (g.session_id is None, g.credential_id is None, g.created_at))
+        matches.sort(key=lambda g: (g.session_id is None, g.credential_id is None, not (g.command or g.program),
+                                    g.created_at))
         return matches[0]
 
     def consume(self, grant: Grant) -> Grant:

@@ -8,6 +8,12 @@ A session started with ``session exec`` is also bound to the agent's process (pi
 the kernel's start time, so a recycled pid does not inherit it): the broker treats
 every descendant of that process as part of the session whatever its environment
 says, so an agent cannot leave its context by unsetting ``AEGIS_SESSION``.
+
+Two names, two jobs: the session's public id (``as_…``) is what lists, grants and the
+audit log show; the token an agent holds in ``AEGIS_SESSION`` (``ast_…``, 256 random
+bits) is a bearer secret, stored only as a keyed hash and never listed, so reading the
+vault file or a listing gives no way to act as another agent. Even the right token is
+refused from outside the process tree its session is bound to.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any, NamedTuple
 from aegis_tui.core.actor import Actor
 from aegis_tui.core.agents.records import SealedRecords
 from aegis_tui.core.audit import Risk
-from aegis_tui.core.crypto import random_hex
+from aegis_tui.core.crypto import blind_index, random_hex, random_token
 from aegis_tui.core.errors import NotFoundError, RefusedError, UsageError
 from aegis_tui.core.models import validate_context, validate_free_text
 from aegis_tui.core.vault import Vault
@@ -41,6 +47,8 @@ class AgentSession(NamedTuple):
     root_pid: int | None = None
     root_started: int | None = None  # /proc/PID/stat start time of the root process
     created_by: str = ""
+    token_hash: str = ""  # keyed hash of the agent's bearer token (``AEGIS_SESSION``)
+    parent_id: str | None = None  # started inside this session: ends with it, never outlives it
 
     def state(self, now: float) -> str:
         if self.ended_at is not None:
@@ -53,12 +61,42 @@ class AgentSession(NamedTuple):
     def sees(self, context: str) -> bool:
         return context_contains(self.context, context)
 
+    @property
+    def bound(self) -> bool:
+        return self.root_pid is not None
+
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()
+
+    def public_dict(self) -> dict[str, Any]:
+        """What may be shown or sent: everything but the token's hash."""
+        data = self._asdict()
+        del data["token_hash"]
+        return data
+
+
+TOKEN_PREFIX = "ast_"
+_TOKEN_LENGTH = len(TOKEN_PREFIX) + 43  # 32 random bytes, url-safe base64 without padding
 
 
 def new_session_id() -> str:
     return "as_" + random_hex(8)
+
+
+def new_session_token() -> str:
+    return TOKEN_PREFIX + random_token(32)
+
+
+def token_hash(index_key: bytes, token: str) -> str:
+    return blind_index(index_key, "session-token:" + token).hex()
+
+
+def looks_like_token(raw: str) -> bool:
+    return len(raw) == _TOKEN_LENGTH and raw.startswith(TOKEN_PREFIX) and all(
+        ch.isascii() and (ch.isalnum() or ch in "-_") for ch in raw[len(TOKEN_PREFIX):])
+
+
+UNKNOWN_SESSION = "no such agent session, or not yours; ask the human to start one with: aegis-vault session exec"
 
 
 def validate_session_id(raw: str) -> str:
@@ -67,32 +105,60 @@ def validate_session_id(raw: str) -> str:
     return raw
 
 
+class SessionRefused(RefusedError):
+    """A declared session token that does not belong to the caller: unknown, or bound to
+    another process tree. One message for both, so a caller cannot probe for sessions;
+    ``stolen`` tells the broker's audit entry which it was."""
+
+    def __init__(self, stolen: AgentSession | None) -> None:
+        super().__init__(UNKNOWN_SESSION)
+        self.stolen = stolen
+
+
 def session_for(
     sessions: list[AgentSession],
-    declared: str | None,
+    declared_hash: str | None,
     ancestry: tuple[tuple[int, int], ...],
     now: float,
 ) -> AgentSession | None:
-    """The session a process acts in: the one bound to it or an ancestor (pid and start
-    time), else the one it names in ``AEGIS_SESSION``, else none. A session that has
-    ended or expired refuses, rather than leaving its agent unconfined."""
+    """The session a process acts in: the innermost one bound to it or an ancestor (pid
+    and start time), else the one whose token it declares in ``AEGIS_SESSION`` (given
+    here as the token's keyed hash), else none.
+
+    A declared token must name a session the process may act in: unbound, or bound to
+    its own tree. Inside a bound session a process may only declare that session or one
+    nested in it, never step sideways. A session that has ended or expired refuses,
+    rather than leaving its agent unconfined."""
     chain = set(ancestry)
     bound = [s for s in sessions if s.root_pid is not None and (s.root_pid, s.root_started) in chain]
-    if bound:
-        session = max(bound, key=lambda s: s.created_at)  # the innermost, if sessions nest
-        if declared and declared != session.id:
-            raise RefusedError(f"this process belongs to agent session {session.id}, not the one it names")
-    elif declared:
-        found = [s for s in sessions if s.id == declared]
-        if not found:
-            raise NotFoundError("no such agent session (AEGIS_SESSION); see: aegis-vault session list")
-        session = found[0]
-    else:
+    session = max(bound, key=lambda s: s.created_at) if bound else None
+    if declared_hash:
+        found = next((s for s in sessions if s.token_hash and s.token_hash == declared_hash), None)
+        if found is None:
+            raise SessionRefused(None)
+        if found.bound and (found.root_pid, found.root_started) not in chain:
+            raise SessionRefused(found)
+        if session is not None and found.id != session.id and not _nested_in(found, session, sessions):
+            raise SessionRefused(found)
+        session = found
+    if session is None:
         return None
     state = session.state(now)
     if state != "active":
         raise RefusedError(f"agent session {session.id} has {state}; ask the human to start a new one")
     return session
+
+
+def _nested_in(inner: AgentSession, outer: AgentSession, sessions: list[AgentSession]) -> bool:
+    by_id = {s.id: s for s in sessions}
+    current: AgentSession | None = inner
+    seen = 0
+    while current is not None and current.parent_id and seen < len(sessions):
+        if current.parent_id == outer.id:
+            return True
+        current = by_id.get(current.parent_id)
+        seen += 1
+    return False
 
 
 class Sessions:
@@ -111,27 +177,43 @@ class Sessions:
         label: str = "",
         root_pid: int | None = None,
         root_started: int | None = None,
-    ) -> AgentSession:
+        parent: AgentSession | None = None,
+    ) -> tuple[AgentSession, str]:
+        """A new session and the bearer token its agent gets (shown once, never stored).
+        Inside ``parent`` it is a child: within its context, ending no later than it."""
         if not 0 < ttl_seconds <= MAX_SESSION_SECONDS:
             raise UsageError("a session lasts between 1 second and 30 days (--ttl 2h, say)")
         now = self._vault.clock()
+        context = validate_context(context)
+        expires_at = now + ttl_seconds
+        if parent is not None:
+            if not parent.sees(context):
+                raise RefusedError(f"a session inside agent session {parent.id} stays within its context "
+                                   f"({parent.context or 'all contexts'})")
+            expires_at = min(expires_at, parent.expires_at)
+        token = new_session_token()
         session = AgentSession(
             id=new_session_id(),
             label=validate_free_text(label, "session label", 120),
-            context=validate_context(context),
+            context=context,
             created_at=now,
-            expires_at=now + ttl_seconds,
+            expires_at=expires_at,
             root_pid=root_pid,
             root_started=root_started,
             created_by=self._actor.describe(),
+            token_hash=token_hash(self._vault.keys.index_key, token),
+            parent_id=parent.id if parent is not None else None,
         )
         with self._vault.store.transaction():
             self._records.insert(session.to_dict())
             self._vault.audit.append("session.start", self._actor, risk=Risk.MEDIUM, target=session.id,
                                      context=session.context,
                                      detail={"ttl_seconds": ttl_seconds, "label": session.label,
-                                             "bound_to_pid": root_pid})
-        return session
+                                             "bound_to_pid": root_pid, "parent": session.parent_id})
+        return session, token
+
+    def hash_token(self, token: str) -> str:
+        return token_hash(self._vault.keys.index_key, token)
 
     def get(self, session_id: str) -> AgentSession:
         found = self._records.get(validate_session_id(session_id))
@@ -166,7 +248,10 @@ class Sessions:
             ended = session._replace(ended_at=min(now, session.expires_at))
             self._records.update(ended.to_dict(), rev)
             revoked = Grants(self._vault, self._actor).revoke_for_session(session.id, reason=f"session {reason}")
-            operation = "session.expire" if reason == "expired" else "session.end"
+            for child in self.list():
+                if child.parent_id == session.id and child.ended_at is None:
+                    revoked += self.end(child.id, reason=f"{reason} with its parent {session.id}")[1]
+            operation = "session.expire" if reason.startswith("expired") else "session.end"
             self._vault.audit.append(operation, self._actor, risk=Risk.MEDIUM, target=session.id,
                                      context=session.context, detail={"grants_revoked": revoked})
         return ended, revoked

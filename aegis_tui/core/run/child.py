@@ -77,6 +77,7 @@ def run_child(
     filters: Callable[[int], OutputFilter],
     use_pty: bool,
     cwd: str | None = None,
+    program: str | None = None,
 ) -> ChildResult:
     """Run ``argv`` with exactly ``env``, showing its output only as ``filters`` pass it.
 
@@ -84,12 +85,13 @@ def run_child(
     process it left holding the output keeps us waiting, since what that prints must be
     filtered too. Signals asking "the command" to stop are passed on to it, and we stop
     when it does, so nothing it prints on the way out escapes the filter. Call from the
-    main thread: only it may install signal handlers.
+    main thread: only it may install signal handlers. ``program``: the executable
+    already found (``find_program``) and shown to whoever approved the values in ``env``.
     """
     if not argv:
         raise UsageError("no command given")
     where = os.path.abspath(cwd) if cwd is not None else None
-    program = _find_program(argv[0], env, where)
+    program = program or find_program(argv[0], env, where)
     link: _PtyLink | _PipeLink
     try:
         link = _PtyLink(filters(STDOUT)) if use_pty else _PipeLink(filters(STDOUT), filters(STDERR))
@@ -132,7 +134,7 @@ def exit_status(result: ChildResult) -> int:
     return 128 + signum
 
 
-def _find_program(command: str, env: Mapping[str, str], cwd: str | None) -> str:
+def find_program(command: str, env: Mapping[str, str], cwd: str | None = None) -> str:
     """Where ``command`` is, searched as execvp would but on the child's PATH.
 
     The environment we were given is the child's, not ours; and a missing command must
@@ -147,7 +149,7 @@ def _find_program(command: str, env: Mapping[str, str], cwd: str | None) -> str:
     for candidate in candidates:
         path = os.path.join(cwd or "", candidate)
         if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
+            return os.path.abspath(path)
         unusable = unusable or os.path.exists(path)
     if unusable:
         raise UsageError(f"command is not an executable file: {command}")

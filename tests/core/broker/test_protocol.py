@@ -12,7 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aegis_tui.core import errors as core_errors
-from aegis_tui.core.broker.protocol import OPERATIONS, Request, decode_request, request_id_of
+from aegis_tui.core.broker.protocol import Request, decode_request, request_id_of
+from aegis_tui.core.operations.registry import find as _find_operation, OPERATIONS as _DECLARED
+
+_find_operation("list")  # loads every handler module
+OPERATIONS = {name: op.schema for name, op in _DECLARED.items()}
 from aegis_tui.core.broker.wire import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,

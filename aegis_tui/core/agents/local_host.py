@@ -1,0 +1,47 @@
+"""The host the operations run in when a command unlocked the vault itself: no broker,
+no human to ask (the caller is the owner), each request committed at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aegis_tui.core.agents.grants import Grants
+from aegis_tui.core.agents.sessions import AgentSession, Sessions
+
+if TYPE_CHECKING:
+    from aegis_tui.core.broker.approvals import Decision, PendingRequest
+    from aegis_tui.core.models import Credential
+    from aegis_tui.core.operations.caller import Caller
+    from aegis_tui.core.vault import Vault
+
+T = TypeVar("T")
+
+
+class LocalHost:
+    can_ask = False
+    approval_timeout = 0.0
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self.grants = Grants(vault)
+        self._given: set[str] = set()
+
+    def sessions(self) -> list[AgentSession]:
+        return Sessions(self.vault).list()
+
+    def status(self) -> dict[str, Any]:
+        return {"mode": "local"}
+
+    async def ask(self, pending: PendingRequest, caller: Caller) -> Decision | None:
+        return None
+
+    async def committed(self, work: Callable[[], T]) -> T:
+        with self.vault.store.transaction():
+            return work()
+
+    def remember_given(self, caller: Caller, credential: Credential) -> None:
+        self._given.add(credential.id)
+
+    def given(self, caller: Caller) -> set[str]:
+        return set(self._given)
