@@ -12,6 +12,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -22,7 +23,8 @@ from tests.support.broker import aegis, isolate, wait_until
 # on explicitly. The session still binds them by their process ancestry.
 KEYED = f"AEGIS_VAULT_KEY={'5f' * 32}"
 
-SESSION_LINE = re.compile(r"^export AEGIS_SESSION=(as_[0-9a-f]{16})$")
+SESSION_LINE = re.compile(r"^export AEGIS_SESSION=(ast_[A-Za-z0-9_-]{43})$")
+TOKEN = re.compile(r"ast_[A-Za-z0-9_-]{43}")
 DEV_VALUE = "dev-value-" + "3c9e1f" * 3
 PROD_VALUE = "prod-value-" + "a17b44" * 3
 
@@ -47,14 +49,21 @@ def two_contexts(isolated, env_vault):  # type: ignore[no-untyped-def]
     return env_vault
 
 
-def start_session(cli, context: str, ttl: str = "1h", label: str = "") -> str:  # type: ignore[no-untyped-def]
+class Started(NamedTuple):
+    token: str  # what the agent holds in AEGIS_SESSION: a secret
+    id: str  # what lists, grants and the audit log show
+
+
+def start_session(cli, context: str, ttl: str = "1h", label: str = "") -> Started:  # type: ignore[no-untyped-def]
+    before = set(sessions(cli, "--all"))
     args = ["session", "start", "--context", context, "--ttl", ttl] + (["--label", label] if label else [])
     result = ok(cli(*args))
     lines = result.out.splitlines()
     assert len(lines) == 1, result.out
     found = SESSION_LINE.match(lines[0])
     assert found, lines[0]
-    return found.group(1)
+    (public_id,) = set(sessions(cli, "--all")) - before
+    return Started(found.group(1), public_id)
 
 
 def names(result) -> set[str]:  # type: ignore[no-untyped-def]
@@ -71,7 +80,8 @@ def grants(cli, *args: str) -> dict[str, dict]:  # type: ignore[no-untyped-def]
 
 # -- sessions ------------------------------------------------------------------------------------
 def test_session_start_prints_only_an_export_line_and_session_list_shows_the_session(two_contexts):
-    session = start_session(two_contexts, "acme/dev", label="claude")
+    started = start_session(two_contexts, "acme/dev", label="claude")
+    session = started.id
     listed = sessions(two_contexts)
     assert set(listed) == {session}
     assert listed[session]["context"] == "acme/dev"
@@ -80,10 +90,11 @@ def test_session_start_prints_only_an_export_line_and_session_list_shows_the_ses
     assert listed[session]["root_pid"] is None  # bound to AEGIS_SESSION, not to a process
     table = ok(two_contexts("session", "list")).out
     assert session in table and "acme/dev" in table and "claude" in table
+    assert started.token not in table + json.dumps(listed)  # the agent's secret is never listed
 
 
 def test_inside_a_session_list_shows_only_the_sessions_context(two_contexts):
-    session = start_session(two_contexts, "acme/dev")
+    session = start_session(two_contexts, "acme/dev").token
     assert names(two_contexts("list", "--json")) == {"gh", "db"}
     assert names(two_contexts("list", "--json", env={"AEGIS_SESSION": session})) == {"gh"}
     correct = ok(two_contexts("get", "gh", env={"AEGIS_SESSION": session})).stdout == DEV_VALUE.encode()
@@ -92,7 +103,7 @@ def test_inside_a_session_list_shows_only_the_sessions_context(two_contexts):
 
 def test_inside_a_session_a_credential_outside_its_context_looks_exactly_like_a_missing_one(two_contexts,
                                                                                            expect_error):
-    session = start_session(two_contexts, "acme/dev")
+    session = start_session(two_contexts, "acme/dev").token
     inside = {"AEGIS_SESSION": session}
     outside = two_contexts("get", "db", env=inside)
     outside_line = expect_error(outside, 4)
@@ -107,8 +118,8 @@ def test_inside_a_session_a_credential_outside_its_context_looks_exactly_like_a_
 
 
 def test_an_expired_session_is_refused_with_a_message_naming_it(two_contexts, expect_error):
-    session = start_session(two_contexts, "acme/dev", ttl="1s")
-    inside = {"AEGIS_SESSION": session}
+    token, session = start_session(two_contexts, "acme/dev", ttl="1s")
+    inside = {"AEGIS_SESSION": token}
     refused = wait_until(lambda: (r := two_contexts("list", env=inside)).returncode != 0 and r,
                          "the one-second session to expire")
     line = expect_error(refused, 8, mentions=(session, "expired"))
@@ -121,13 +132,14 @@ def test_an_expired_session_is_refused_with_a_message_naming_it(two_contexts, ex
 
 
 def test_an_unknown_session_id_is_refused_and_never_falls_back_to_seeing_everything(two_contexts, expect_error):
-    result = two_contexts("list", env={"AEGIS_SESSION": "as_0123456789abcdef"})
-    expect_error(result, 4, mentions=("AEGIS_SESSION",))
-    assert result.stdout == b""
+    for declared in ("as_0123456789abcdef", "ast_" + "A" * 43):
+        result = two_contexts("list", env={"AEGIS_SESSION": declared})
+        expect_error(result, 4, mentions=("AEGIS_SESSION",))
+        assert result.stdout == b""
 
 
 def test_session_end_revokes_the_sessions_grants_and_leaves_standing_grants_alone(two_contexts):
-    session = start_session(two_contexts, "acme/dev")
+    session = start_session(two_contexts, "acme/dev").id
     for_session = ok(two_contexts("grants", "add", "gh", "--session", session)).out.strip()
     standing = ok(two_contexts("grants", "add", "gh")).out.strip()
     assert set(grants(two_contexts)) == {for_session, standing}
@@ -144,8 +156,8 @@ def test_session_end_revokes_the_sessions_grants_and_leaves_standing_grants_alon
 
 
 def test_session_end_defaults_to_the_session_named_in_the_environment(two_contexts):
-    session = start_session(two_contexts, "acme/dev")
-    ok(two_contexts("session", "end", env={"AEGIS_SESSION": session}))
+    token, session = start_session(two_contexts, "acme/dev")
+    ok(two_contexts("session", "end", env={"AEGIS_SESSION": token}))
     assert sessions(two_contexts, "--all")[session]["state"] == "ended"
 
 
@@ -153,9 +165,9 @@ def test_session_exec_runs_the_command_in_a_session_bound_to_its_process_and_end
     result = ok(two_contexts("session", "exec", "--context", "acme/dev", "--", "sh", "-c",
                              f'echo "$AEGIS_SESSION"; {KEYED} aegis-vault list --json'))
     first, rest = result.out.split("\n", 1)
-    assert re.fullmatch(r"as_[0-9a-f]{16}", first), first
+    assert TOKEN.fullmatch(first), first
     assert {item["name"] for item in json.loads(rest)} == {"gh"}
-    after = sessions(two_contexts, "--all")[first]
+    (after,) = sessions(two_contexts, "--all").values()
     assert after["state"] == "ended"
     assert after["root_pid"] is not None and after["label"] == "sh"
     assert not sessions(two_contexts)  # nothing left active
@@ -181,7 +193,7 @@ def test_session_exec_does_not_hand_the_vault_key_to_the_agent(two_contexts):
 
 
 def test_inside_a_session_an_old_version_outside_the_context_is_not_found_either(two_contexts, expect_error):
-    session = start_session(two_contexts, "acme/dev")
+    session = start_session(two_contexts, "acme/dev").token
     result = two_contexts("get", "db", "--version", "1", env={"AEGIS_SESSION": session})
     leaked = PROD_VALUE in result.out
     assert not leaked, "get --version printed a value outside the session's context"
@@ -189,7 +201,7 @@ def test_inside_a_session_an_old_version_outside_the_context_is_not_found_either
 
 
 def test_inside_a_session_show_of_a_credential_outside_the_context_is_not_found(two_contexts, expect_error):
-    session = start_session(two_contexts, "acme/dev")
+    session = start_session(two_contexts, "acme/dev").token
     result = two_contexts("show", "db", "--json", env={"AEGIS_SESSION": session})
     expect_error(result, 4)
 
@@ -204,7 +216,8 @@ def test_session_exec_passes_the_exit_code_through_and_still_ends_the_session(tw
 def test_session_exec_revokes_the_grants_made_for_it_when_the_command_exits(two_contexts):
     # The command grants itself nothing (it cannot: no broker, and the key is the owner's);
     # the owner's grant for the session, made while it runs, ends with it.
-    script = f'{KEYED} aegis-vault grants add gh --session "$AEGIS_SESSION"'
+    script = (f'{KEYED} aegis-vault grants add gh --session '
+              f'"$({KEYED} aegis-vault session list --json | python3 -c "import json,sys; print(json.load(sys.stdin)[0][\'id\'])")"')
     ok(two_contexts("session", "exec", "--context", "acme/dev", "--", "sh", "-c", script))
     everything = list(grants(two_contexts, "--all").values())
     assert len(everything) == 1
@@ -301,22 +314,22 @@ def test_revoking_a_grant_twice_keeps_the_first_revocation(two_contexts):
 
 
 def test_grants_add_needs_the_vault_key_even_inside_a_session(two_contexts, expect_error):
-    session = start_session(two_contexts, "acme/dev")
+    session = start_session(two_contexts, "acme/dev").token
     result = two_contexts("grants", "add", "gh", env={"AEGIS_VAULT_KEY": None, "AEGIS_SESSION": session})
     expect_error(result, 3)
     assert grants(two_contexts, "--all") == {}
 
 
 def test_inside_a_session_grants_list_shows_only_that_sessions_grants(two_contexts):
-    session = start_session(two_contexts, "acme/dev")
-    other = start_session(two_contexts, "acme/dev")
+    token, session = start_session(two_contexts, "acme/dev")
+    other = start_session(two_contexts, "acme/dev").id
     mine = ok(two_contexts("grants", "add", "gh", "--session", session)).out.strip()
     ok(two_contexts("grants", "add", "gh", "--session", other))
     ok(two_contexts("grants", "add", "gh"))
-    inside = json.loads(ok(two_contexts("grants", "list", "--json", env={"AEGIS_SESSION": session})).out)
+    inside = json.loads(ok(two_contexts("grants", "list", "--json", env={"AEGIS_SESSION": token})).out)
     assert [g["id"] for g in inside] == [mine]
     assert set(sessions(two_contexts)) == {session, other}
-    seen = json.loads(ok(two_contexts("session", "list", "--json", env={"AEGIS_SESSION": session})).out)
+    seen = json.loads(ok(two_contexts("session", "list", "--json", env={"AEGIS_SESSION": token})).out)
     assert [s["id"] for s in seen] == [session]
 
 

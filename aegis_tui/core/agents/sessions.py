@@ -96,7 +96,8 @@ def looks_like_token(raw: str) -> bool:
         ch.isascii() and (ch.isalnum() or ch in "-_") for ch in raw[len(TOKEN_PREFIX):])
 
 
-UNKNOWN_SESSION = "no such agent session, or not yours; ask the human to start one with: aegis-vault session exec"
+UNKNOWN_SESSION = ("no such agent session, or not yours (AEGIS_SESSION); "
+                   "ask the human to start one with: aegis-vault session exec")
 
 
 def validate_session_id(raw: str) -> str:
@@ -105,7 +106,7 @@ def validate_session_id(raw: str) -> str:
     return raw
 
 
-class SessionRefused(RefusedError):
+class SessionRefused(NotFoundError):
     """A declared session token that does not belong to the caller: unknown, or bound to
     another process tree. One message for both, so a caller cannot probe for sessions;
     ``stolen`` tells the broker's audit entry which it was."""

@@ -18,7 +18,7 @@ from aegis_tui.core.operations.registry import BOOL, INT, NUM, STR, STRS, Author
 
 def _visible_grants(host: Host, caller: Caller, include_inactive: bool) -> list[Grant]:
     grants = host.grants.list(include_inactive=include_inactive)
-    if caller.is_owner:
+    if caller.session is None and caller.is_owner:
         return grants
     if caller.session is None:
         raise RefusedError("listing or revoking grants needs the vault's owner: run it outside any agent session, "

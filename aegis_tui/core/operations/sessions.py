@@ -33,9 +33,10 @@ async def start(host: Host, args: dict[str, Any], caller: Caller) -> dict[str, A
 
 
 def visible_sessions(host: Host, caller: Caller) -> list[AgentSession]:
-    """The owner sees every session; an agent its own and those nested in it."""
+    """Inside a session, that one and those nested in it (the owner's key does not widen
+    a session); outside, the owner sees every session, and anyone else none."""
     everything = host.sessions()
-    if caller.is_owner:
+    if caller.session is None and caller.is_owner:
         return everything
     if caller.session is None:
         raise RefusedError("listing or ending sessions needs the vault's owner: run it outside any agent session, "
