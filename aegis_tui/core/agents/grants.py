@@ -45,11 +45,6 @@ class Use(NamedTuple):
     program: str = ""  # its resolved executable
     cwd: str = ""
 
-    def describe(self) -> str:
-        if self.right == REVEAL:
-            return "reveal"
-        return "inject into " + (" ".join(self.command) if self.command else "a command")
-
 
 def validate_scopes(raw: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     scopes = tuple(sorted({scope.strip() for scope in raw if scope.strip()}))
@@ -242,7 +237,8 @@ class Grants:
             self._records.insert(grant.to_dict())
             self._audit("grant.create", grant, Risk.HIGH if REVEAL in grant.rights and session_id else Risk.MEDIUM,
                         uses=uses, ttl_seconds=ttl_seconds, scopes=list(grant.scopes), session=session_id,
-                        rights=list(grant.rights), bound_to=grant.binding, cwd=cwd or None)
+                        rights=list(grant.rights), bound_to=grant.program or ("one command line" if grant.command
+                                                                               else "any command"), cwd=cwd or None)
         return grant
 
     def get(self, grant_id: str) -> Grant:

@@ -56,7 +56,7 @@ async def inject(host: Host, args: dict[str, Any], caller: Caller) -> dict[str, 
     credential = resolve_visible(Credentials(host.vault, caller.actor), args["ref"], caller.session)
     project = validate_context(args["project_context"]) if args.get("project_context") is not None else None
     outside = project is not None and not context_contains(project, credential.context)
-    value, grant = await obtain(host, credential, caller, use, args, via="run: " + " ".join(use.command),
+    value, grant = await obtain(host, credential, caller, use, args, via="aegis-vault run -- " + use.command[0],
                                 outside_project=project if outside else None)
     return _handed_out(credential, value, grant)
 
@@ -132,8 +132,8 @@ def _reveal(host: Host, credential: Credential, caller: Caller, grant: Grant | N
         if grant is not None:
             Grants(host.vault, caller.actor).consume(grant)
             evidence["grant"] = grant.id
-        if use.command:
-            evidence["command"] = literal(" ".join(use.command), 300)
+        if use.program:  # the program, never its arguments: those may hold secrets
+            evidence["program"] = literal(use.program, 300)
         return Credentials(host.vault, caller.actor).reveal_id(credential.id, literal(via, 120), evidence)
 
     return work
@@ -155,7 +155,7 @@ async def _ask(host: Host, credential: Credential, caller: Caller, use: Use, arg
         outside_project=outside_project or "", warnings=credential_warnings(host, credential),
     )
     _audit(host, caller, "access.request", credential, Risk.HIGH if use.right == REVEAL and session else Risk.MEDIUM,
-           scopes=list(pending.scopes), reason=pending.reason, via=pending.via, use=use.describe()[:300],
+           scopes=list(pending.scopes), reason=pending.reason, via=pending.via, use=use.right, program=use.program,
            outside_project=outside_project, peer=caller.peer.to_dict())
     decision = await host.ask(pending, caller)
     if decision is None:
