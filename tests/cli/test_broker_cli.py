@@ -68,7 +68,8 @@ def assert_prints_value(result) -> None:  # type: ignore[no-untyped-def]
 
 
 def grant(owner, *args: str) -> str:  # type: ignore[no-untyped-def]
-    return ok(owner("grants", "add", *args)).out.strip()
+    """A standing grant that lets its holder read the value (these tests ``get`` it)."""
+    return ok(owner("grants", "add", "--reveal", *args)).out.strip()
 
 
 def reads(owner, name: str) -> list[dict]:  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ import re
 from typing import Any, NamedTuple
 
 from aegis_tui.core.actor import Actor
-from aegis_tui.core.agents.records import SealedRecords
+from aegis_tui.core.store.records import SealedRecords
 from aegis_tui.core.agents.sessions import context_contains
 from aegis_tui.core.audit import Risk
 from aegis_tui.core.crypto import random_hex

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from aegis_tui.core.actor import Actor
-from aegis_tui.core.agents.records import SealedRecords
+from aegis_tui.core.store.records import SealedRecords
 from aegis_tui.core.audit import Risk
 from aegis_tui.core.crypto import blind_index, random_hex, random_token
 from aegis_tui.core.errors import NotFoundError, RefusedError, UsageError

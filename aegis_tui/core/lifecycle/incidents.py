@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from aegis_tui.core.actor import Actor
-from aegis_tui.core.agents.records import SealedRecords
+from aegis_tui.core.store.records import SealedRecords
 from aegis_tui.core.audit import Risk
 from aegis_tui.core.crypto import random_hex
 from aegis_tui.core.errors import NotFoundError, UsageError

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from aegis_tui.core.agents.grants import Grant, Grants
-from aegis_tui.core.agents.records import SealedRecords
+from aegis_tui.core.store.records import SealedRecords
 from aegis_tui.core.agents.sessions import context_contains
 from aegis_tui.core.audit import PUBLIC_KEY_META_KEY, Outcome, Risk
 from aegis_tui.core.credentials import Credentials, gc_paused

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from aegis_tui.core.actor import Actor
-from aegis_tui.core.agents.records import SealedRecords
+from aegis_tui.core.store.records import SealedRecords
 from aegis_tui.core.audit import Outcome, Risk
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.errors import AegisError, NotFoundError

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from aegis_tui.core.agents.records import SealedRecords
+from aegis_tui.core.store.records import SealedRecords
 from aegis_tui.core.audit import AuditEntry, Outcome
 from aegis_tui.core.credentials import gc_paused
 from aegis_tui.core.errors import ConflictError

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from aegis_tui.core.agents.grants import Grant, Grants, GrantSpentError
+from aegis_tui.core.agents.grants import INJECT, REVEAL, Use, Grant, Grants, GrantSpentError
 from aegis_tui.core.agents.sessions import Sessions
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.errors import NotFoundError, UsageError
 from aegis_tui.core.models import Credential, Kind
 from aegis_tui.core.secret import Secret
+
+ANY_COMMAND = Use(INJECT, ("deploy", "--now"), "/usr/bin/deploy", "/work/app")
 
 HOUR = 3600.0
 SESSION_A = "as_00000000000000aa"
@@ -41,7 +43,7 @@ def operations(vault) -> list[str]:  # type: ignore[no-untyped-def]
 
 def covered(grant: Grant, credentials: dict[str, Credential], now: float, session: str | None = None,
             scopes: tuple[str, ...] = ()) -> set[str]:
-    return {key for key, c in credentials.items() if grant.covers(c, session, scopes, now)}
+    return {key for key, c in credentials.items() if grant.covers(c, session, scopes, now, ANY_COMMAND)}
 
 
 # -- creating -----------------------------------------------------------------------------------------------
@@ -58,7 +60,8 @@ def test_a_grant_for_a_credential_takes_its_name_and_context_and_is_audited(made
     entry = list(made.vault.audit.entries())[-1]
     assert (entry.operation, entry.target, entry.context) == ("grant.create", "gh-token", "acme/dev")
     assert entry.detail == {"grant": grant.id, "uses": 3, "ttl_seconds": HOUR,
-                            "scopes": ["repo:push", "repo:read"], "session": None}
+                            "scopes": ["repo:push", "repo:read"], "session": None, "rights": ["inject"],
+                            "bound_to": "any command", "cwd": None}
 
 
 def test_a_grant_survives_reopening_the_vault(made, stock, kit) -> None:
@@ -138,15 +141,15 @@ def test_a_selector_covers_credentials_added_after_the_grant(made, stock) -> Non
     grants = Grants(made.vault)
     grant = grants.create(selector="tag:ci", context="acme")
     late = Credentials(made.vault).add("late", Secret("late_value_00000006"), context="acme/qa", tags=["ci"])
-    assert grants.find(late, None, ()) == grant
+    assert grants.find(late, None, (), ANY_COMMAND) == grant
 
 
 def test_a_credential_grant_narrowed_to_a_subcontext_does_not_cover_it_outside(made, stock) -> None:
     # a credential grant for a credential that later moves out of the grant's context
     grant = Grants(made.vault).create(credential=stock["gh"])
     moved = Credentials(made.vault).edit("gh-token", context="personal")
-    assert not grant.covers(moved, None, (), made.clock())
-    assert Grants(made.vault).find(moved, None, ()) is None
+    assert not grant.covers(moved, None, (), made.clock(), ANY_COMMAND)
+    assert Grants(made.vault).find(moved, None, (), ANY_COMMAND) is None
 
 
 @pytest.mark.parametrize(("asked", "expected"), [
@@ -155,26 +158,26 @@ def test_a_credential_grant_narrowed_to_a_subcontext_does_not_cover_it_outside(m
 ])
 def test_a_scoped_grant_covers_requests_naming_only_its_scopes(made, stock, asked, expected) -> None:
     grant = Grants(made.vault).create(credential=stock["gh"], scopes=["repo:push", "repo:read"])
-    assert grant.covers(stock["gh"], None, asked, made.clock()) is expected
-    assert (Grants(made.vault).find(stock["gh"], None, asked) == grant) is expected
+    assert grant.covers(stock["gh"], None, asked, made.clock(), ANY_COMMAND) is expected
+    assert (Grants(made.vault).find(stock["gh"], None, asked, ANY_COMMAND) == grant) is expected
 
 
 def test_a_grant_without_scopes_covers_any_scopes(made, stock) -> None:
     grant = Grants(made.vault).create(credential=stock["gh"])
-    assert grant.covers(stock["gh"], None, ("admin", "repo:delete"), made.clock())
+    assert grant.covers(stock["gh"], None, ("admin", "repo:delete"), made.clock(), ANY_COMMAND)
 
 
 # -- running out -----------------------------------------------------------------------------------------------
 def test_a_once_grant_covers_one_use_then_is_used_up(made, stock) -> None:
     grants = Grants(made.vault)
     grant = grants.create(credential=stock["gh"], uses=1)
-    found = grants.find(stock["gh"], None, ())
+    found = grants.find(stock["gh"], None, (), ANY_COMMAND)
     assert found == grant
     with made.vault.store.transaction():
         used = grants.consume(found)
     assert used.uses_left == 0 and used.state(made.clock()) == "used"
     assert grants.get(grant.id).uses_left == 0
-    assert grants.find(stock["gh"], None, ()) is None
+    assert grants.find(stock["gh"], None, (), ANY_COMMAND) is None
     with pytest.raises(GrantSpentError, match="no longer active"):
         grants.consume(found)  # a stale copy does not get a second use
     assert grants.list() == [] and grants.list(include_inactive=True) == [used]
@@ -184,10 +187,10 @@ def test_an_n_use_grant_counts_down_to_zero(made, stock) -> None:
     grants = Grants(made.vault)
     grant = grants.create(credential=stock["gh"], uses=3)
     for left in (2, 1, 0):
-        found = grants.find(stock["gh"], None, ())
+        found = grants.find(stock["gh"], None, (), ANY_COMMAND)
         assert found is not None and found.id == grant.id
         assert grants.consume(found).uses_left == left
-    assert grants.find(stock["gh"], None, ()) is None
+    assert grants.find(stock["gh"], None, (), ANY_COMMAND) is None
     assert Grants(made.vault).get(grant.id).state(made.clock()) == "used"
 
 
@@ -198,17 +201,17 @@ def test_an_unlimited_grant_is_not_rewritten_on_use(made, stock, kit) -> None:
     for _ in range(5):
         assert grants.consume(grant) == grant
     assert kit.dump_tables(made.path) == before
-    assert grants.find(stock["gh"], None, ()) == grant
+    assert grants.find(stock["gh"], None, (), ANY_COMMAND) == grant
 
 
 def test_a_grant_expires_at_its_ttl(made, stock) -> None:
     grants = Grants(made.vault)
     grant = grants.create(credential=stock["gh"], ttl_seconds=60)
     made.clock.advance(59)
-    assert grants.find(stock["gh"], None, ()) == grant
+    assert grants.find(stock["gh"], None, (), ANY_COMMAND) == grant
     made.clock.advance(1)
     assert grant.state(made.clock()) == "expired"
-    assert grants.find(stock["gh"], None, ()) is None
+    assert grants.find(stock["gh"], None, (), ANY_COMMAND) is None
     assert grants.list() == [] and grants.list(include_inactive=True) == [grant]
     with pytest.raises(GrantSpentError, match="no longer active"):
         grants.consume(grant._replace(uses_left=1))
@@ -221,7 +224,7 @@ def test_revoke_ends_a_grant_keeps_it_on_record_and_is_audited_once(made, stock)
     revoked = grants.revoke(grant.id, reason="leaked in a log")
     assert (revoked.revoked_at, revoked.revoked_reason) == (made.clock(), "leaked in a log")
     assert revoked.state(made.clock()) == "revoked"
-    assert grants.find(stock["gh"], None, ()) is None
+    assert grants.find(stock["gh"], None, (), ANY_COMMAND) is None
     assert grants.list(include_inactive=True) == [revoked]
     entry = list(made.vault.audit.entries())[-1]
     assert (entry.operation, entry.target) == ("grant.revoke", "gh-token")
@@ -244,22 +247,22 @@ def test_revoke_wins_over_remaining_uses_and_time(made, stock) -> None:
 def test_a_session_grant_covers_only_its_session(made, stock) -> None:
     grant = Grants(made.vault).create(credential=stock["gh"], session_id=SESSION_A)
     now = made.clock()
-    assert grant.covers(stock["gh"], SESSION_A, (), now)
-    assert not grant.covers(stock["gh"], SESSION_B, (), now)
-    assert not grant.covers(stock["gh"], None, (), now)
+    assert grant.covers(stock["gh"], SESSION_A, (), now, ANY_COMMAND)
+    assert not grant.covers(stock["gh"], SESSION_B, (), now, ANY_COMMAND)
+    assert not grant.covers(stock["gh"], None, (), now, ANY_COMMAND)
 
 
 def test_a_standing_grant_covers_any_session_and_none(made, stock) -> None:
     grant = Grants(made.vault).create(credential=stock["gh"])
-    assert all(grant.covers(stock["gh"], session, (), made.clock()) for session in (None, SESSION_A, SESSION_B))
+    assert all(grant.covers(stock["gh"], session, (), made.clock(), ANY_COMMAND) for session in (None, SESSION_A, SESSION_B))
 
 
 def test_a_grant_approved_outside_any_session_does_not_cover_agents_in_sessions(made, stock) -> None:
     grants = Grants(made.vault)
     grant = grants.create(credential=stock["gh"], ttl_seconds=HOUR, outside_sessions=True)
     assert grant.audience == "no session"
-    assert grants.find(stock["gh"], None, ()) == grant
-    assert grants.find(stock["gh"], "as_0123456789abcdef", ()) is None
+    assert grants.find(stock["gh"], None, (), ANY_COMMAND) == grant
+    assert grants.find(stock["gh"], "as_0123456789abcdef", (), ANY_COMMAND) is None
 
 
 def test_a_sessions_own_grant_wins_over_a_standing_one(made, stock) -> None:
@@ -267,9 +270,9 @@ def test_a_sessions_own_grant_wins_over_a_standing_one(made, stock) -> None:
     standing = grants.create(credential=stock["gh"])
     made.clock.advance(1)
     own = grants.create(selector="tag:ci", context="acme", session_id=SESSION_A)  # newer, and only a selector
-    assert grants.find(stock["gh"], SESSION_A, ()) == own
-    assert grants.find(stock["gh"], SESSION_B, ()) == standing
-    assert grants.find(stock["gh"], None, ()) == standing
+    assert grants.find(stock["gh"], SESSION_A, (), ANY_COMMAND) == own
+    assert grants.find(stock["gh"], SESSION_B, (), ANY_COMMAND) == standing
+    assert grants.find(stock["gh"], None, (), ANY_COMMAND) == standing
 
 
 def test_among_equals_the_credential_grant_beats_the_selector_and_the_oldest_wins(made, stock) -> None:
@@ -279,41 +282,41 @@ def test_among_equals_the_credential_grant_beats_the_selector_and_the_oldest_win
     first = grants.create(credential=stock["gh"])
     made.clock.advance(1)
     grants.create(credential=stock["gh"])
-    assert grants.find(stock["gh"], None, ()) == first
+    assert grants.find(stock["gh"], None, (), ANY_COMMAND) == first
     grants.revoke(first.id)
-    second = grants.find(stock["gh"], None, ())
+    second = grants.find(stock["gh"], None, (), ANY_COMMAND)
     assert second is not None and second.credential_id == stock["gh"].id and second.id != first.id
-    assert grants.find(stock["gh-prod"], None, ()) == selector
+    assert grants.find(stock["gh-prod"], None, (), ANY_COMMAND) == selector
 
 
 def test_a_used_up_session_grant_falls_back_to_a_standing_one(made, stock) -> None:
     grants = Grants(made.vault)
     standing = grants.create(credential=stock["gh"])
     own = grants.create(credential=stock["gh"], session_id=SESSION_A, uses=1)
-    assert grants.find(stock["gh"], SESSION_A, ()) == own
+    assert grants.find(stock["gh"], SESSION_A, (), ANY_COMMAND) == own
     grants.consume(own)
-    assert grants.find(stock["gh"], SESSION_A, ()) == standing
+    assert grants.find(stock["gh"], SESSION_A, (), ANY_COMMAND) == standing
 
 
 def test_ending_a_real_session_leaves_standing_grants_covering(made, stock) -> None:
-    session = Sessions(made.vault).start("acme", 3600)
+    session, _ = Sessions(made.vault).start("acme", 3600)
     grants = Grants(made.vault)
     standing = grants.create(credential=stock["gh"])
     grants.create(credential=stock["gh"], session_id=session.id)
     Sessions(made.vault).end(session.id)
-    assert grants.find(stock["gh"], session.id, ()) == standing
+    assert grants.find(stock["gh"], session.id, (), ANY_COMMAND) == standing
 
 
 # -- the cache and other connections -------------------------------------------------------------------------
 def test_the_cache_sees_a_grant_added_through_another_connection(made, stock, kit) -> None:
     mine = Grants(made.vault)
-    assert mine.find(stock["gh"], None, ()) is None  # the cache is now filled
+    assert mine.find(stock["gh"], None, (), ANY_COMMAND) is None  # the cache is now filled
     other = kit.open_unlocked(made.path, made.clock)
     try:
         theirs = Grants(other).create(credential=stock["gh"])
     finally:
         other.close()
-    assert mine.find(stock["gh"], None, ()) == theirs
+    assert mine.find(stock["gh"], None, (), ANY_COMMAND) == theirs
     assert mine.get(theirs.id) == theirs
 
 
@@ -321,32 +324,32 @@ def test_the_cache_sees_a_revocation_and_a_use_through_another_connection(made, 
     mine = Grants(made.vault)
     unlimited = mine.create(credential=stock["gh"])
     once = mine.create(credential=stock["stripe"], uses=1)
-    assert mine.find(stock["gh"], None, ()) == unlimited
-    assert mine.find(stock["stripe"], None, ()) == once
+    assert mine.find(stock["gh"], None, (), ANY_COMMAND) == unlimited
+    assert mine.find(stock["stripe"], None, (), ANY_COMMAND) == once
     other = kit.open_unlocked(made.path, made.clock)
     try:
         Grants(other).revoke(unlimited.id, reason="elsewhere")
         Grants(other).consume(once)
     finally:
         other.close()
-    assert mine.find(stock["gh"], None, ()) is None
-    assert mine.find(stock["stripe"], None, ()) is None
+    assert mine.find(stock["gh"], None, (), ANY_COMMAND) is None
+    assert mine.find(stock["stripe"], None, (), ANY_COMMAND) is None
     assert mine.get(unlimited.id).revoked_reason == "elsewhere"
     assert mine.list() == []
 
 
 def test_the_cache_sees_its_own_connections_changes_made_by_another_grants_object(made, stock) -> None:
     mine = Grants(made.vault)
-    assert mine.find(stock["gh"], None, ()) is None
+    assert mine.find(stock["gh"], None, (), ANY_COMMAND) is None
     made_elsewhere = Grants(made.vault).create(credential=stock["gh"])
-    assert mine.find(stock["gh"], None, ()) == made_elsewhere
+    assert mine.find(stock["gh"], None, (), ANY_COMMAND) == made_elsewhere
     Grants(made.vault).revoke(made_elsewhere.id)
-    assert mine.find(stock["gh"], None, ()) is None
+    assert mine.find(stock["gh"], None, (), ANY_COMMAND) is None
 
 
 def test_every_grant_change_is_audited(made, stock) -> None:
     start = len(operations(made.vault))
-    session = Sessions(made.vault).start("acme", 3600)
+    session, _ = Sessions(made.vault).start("acme", 3600)
     grants = Grants(made.vault)
     a = grants.create(credential=stock["gh"], session_id=session.id)
     b = grants.create(selector="tag:ci")
@@ -357,3 +360,47 @@ def test_every_grant_change_is_audited(made, stock) -> None:
     created = [e for e in made.vault.audit.entries() if e.operation == "grant.create"]
     assert [e.detail["grant"] for e in created] == [a.id, b.id]
     assert made.vault.audit.verify().ok
+
+
+# -- rights and bindings -------------------------------------------------------------------------------
+def test_an_inject_grant_never_covers_a_reveal(made, stock) -> None:
+    grant = Grants(made.vault).create(credential=stock["gh"])
+    assert grant.rights == (INJECT,)
+    assert Grants(made.vault).find(stock["gh"], None, (), ANY_COMMAND) == grant
+    assert Grants(made.vault).find(stock["gh"], None, (), Use(REVEAL)) is None
+
+
+def test_a_reveal_grant_covers_both_uses_only_when_it_says_so(made, stock) -> None:
+    grant = Grants(made.vault).create(credential=stock["gh"], rights=(INJECT, REVEAL))
+    assert Grants(made.vault).find(stock["gh"], None, (), Use(REVEAL)) == grant
+    only_reveal = Grants(made.vault).create(credential=stock["stripe"], rights=(REVEAL,))
+    assert Grants(made.vault).find(stock["stripe"], None, (), ANY_COMMAND) is None
+    assert Grants(made.vault).find(stock["stripe"], None, (), Use(REVEAL)) == only_reveal
+
+
+@pytest.mark.parametrize(("binding", "use", "covered"), [
+    ({"command": ("deploy", "--now")}, ANY_COMMAND, True),
+    ({"command": ("deploy", "--now")}, ANY_COMMAND._replace(command=("deploy", "--now", "--prod")), False),
+    ({"program": "/usr/bin/deploy"}, ANY_COMMAND._replace(command=("deploy", "anything")), True),
+    ({"program": "/usr/bin/deploy"}, ANY_COMMAND._replace(program="/tmp/deploy"), False),
+    ({"cwd": "/work/app"}, ANY_COMMAND._replace(cwd="/work/app/sub"), True),
+    ({"cwd": "/work/app"}, ANY_COMMAND._replace(cwd="/work/application"), False),
+    ({}, ANY_COMMAND._replace(command=("anything",), program="/bin/anything", cwd="/"), True),
+])
+def test_a_bound_grant_covers_only_the_command_program_and_folder_it_names(made, stock, binding, use,
+                                                                            covered) -> None:
+    grant = Grants(made.vault).create(credential=stock["gh"], **binding)
+    assert (Grants(made.vault).find(stock["gh"], None, (), use) == grant) is covered
+
+
+def test_a_grant_bound_to_a_command_must_be_an_inject_grant(made, stock) -> None:
+    with pytest.raises(UsageError, match="inject"):
+        Grants(made.vault).create(credential=stock["gh"], rights=(REVEAL,), program="/usr/bin/deploy")
+
+
+def test_a_grant_recorded_before_rights_existed_keeps_its_meaning(made, stock) -> None:
+    from aegis_tui.core.agents.grants import Grant
+
+    old = {"id": "gr_0123456789abcdef", "label": "gh", "credential_id": stock["gh"].id}
+    assert Grant.from_dict(old).rights == (INJECT, REVEAL)  # a standing grant handed out values
+    assert Grant.from_dict({**old, "session_id": "as_0123456789abcdef"}).rights == (INJECT,)

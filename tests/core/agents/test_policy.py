@@ -42,7 +42,7 @@ def stock(made):  # type: ignore[no-untyped-def]
 
 
 def session_in(made, context: str):  # type: ignore[no-untyped-def]
-    return Sessions(made.vault).start(context, HOUR)
+    return Sessions(made.vault).start(context, HOUR)[0]
 
 
 # -- visibility ----------------------------------------------------------------------------------------------

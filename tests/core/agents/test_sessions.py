@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from aegis_tui.core.agents.grants import Grants
+from aegis_tui.core.agents.grants import INJECT, Grants, Use
 from aegis_tui.core.agents.sessions import (
     MAX_SESSION_SECONDS,
     AgentSession,
@@ -39,7 +39,7 @@ def session_records(kit, path) -> int:  # type: ignore[no-untyped-def]
 # -- starting ---------------------------------------------------------------------------------------------
 def test_start_records_a_live_session_with_the_documented_fields(made, kit) -> None:
     sessions = Sessions(made.vault)
-    session = sessions.start("acme/dev", 2 * HOUR, label="fix the build")
+    session, _ = sessions.start("acme/dev", 2 * HOUR, label="fix the build")
     assert session.id.startswith("as_") and validate_session_id(session.id) == session.id
     assert (session.context, session.label) == ("acme/dev", "fix the build")
     assert (session.created_at, session.expires_at) == (kit.START, kit.START + 2 * HOUR)
@@ -51,15 +51,15 @@ def test_start_records_a_live_session_with_the_documented_fields(made, kit) -> N
 
 
 def test_start_is_audited_with_its_context_ttl_and_binding(made) -> None:
-    session = Sessions(made.vault).start("acme", 600, label="deploy", root_pid=4321, root_started=99)
+    session, _ = Sessions(made.vault).start("acme", 600, label="deploy", root_pid=4321, root_started=99)
     entry = list(made.vault.audit.entries())[-1]
     assert entry.operation == "session.start"
     assert (entry.target, entry.context) == (session.id, "acme")
-    assert entry.detail == {"ttl_seconds": 600, "label": "deploy", "bound_to_pid": 4321}
+    assert entry.detail == {"ttl_seconds": 600, "label": "deploy", "bound_to_pid": 4321, "parent": None}
 
 
 def test_a_session_persists_across_reopening_the_vault(made, kit) -> None:
-    session = Sessions(made.vault).start("acme", HOUR, root_pid=10, root_started=20)
+    session, _ = Sessions(made.vault).start("acme", HOUR, root_pid=10, root_started=20)
     made.vault.close()
     vault = kit.open_unlocked(made.path, made.clock)
     try:
@@ -79,7 +79,7 @@ def test_a_ttl_outside_one_second_to_thirty_days_is_refused_and_nothing_is_writt
 
 @pytest.mark.parametrize("ttl", [1, MAX_SESSION_SECONDS])
 def test_the_ttl_bounds_themselves_are_accepted(made, ttl: int) -> None:
-    session = Sessions(made.vault).start("acme", ttl)
+    session, _ = Sessions(made.vault).start("acme", ttl)
     assert session.expires_at - session.created_at == ttl
 
 
@@ -100,7 +100,7 @@ def test_a_label_with_control_characters_or_too_long_is_refused(made, kit, label
 
 
 def test_the_empty_context_is_a_session_over_everything(made) -> None:
-    session = Sessions(made.vault).start("", HOUR)
+    session, _ = Sessions(made.vault).start("", HOUR)
     assert session.sees("") and session.sees("acme") and session.sees("acme/prod/eu")
 
 
@@ -122,7 +122,7 @@ def test_an_unknown_session_id_is_not_found(made) -> None:
 # -- states ------------------------------------------------------------------------------------------------
 def test_a_session_is_active_until_its_expiry_then_expired(made) -> None:
     sessions = Sessions(made.vault)
-    session = sessions.start("acme", 60)
+    session, _ = sessions.start("acme", 60)
     assert session.state(made.clock()) == "active" and session.is_live(made.clock())
     made.clock.advance(59.999)
     assert sessions.live(session.id) == session
@@ -135,7 +135,7 @@ def test_a_session_is_active_until_its_expiry_then_expired(made) -> None:
 
 def test_an_ended_session_is_ended_whatever_the_clock_says(made) -> None:
     sessions = Sessions(made.vault)
-    session = sessions.start("acme", HOUR)
+    session, _ = sessions.start("acme", HOUR)
     made.clock.advance(10)
     ended, _ = sessions.end(session.id)
     assert ended.ended_at == made.clock() and ended.state(made.clock()) == "ended"
@@ -148,11 +148,11 @@ def test_an_ended_session_is_ended_whatever_the_clock_says(made) -> None:
 
 def test_list_returns_every_session_oldest_first_whatever_its_state(made) -> None:
     sessions = Sessions(made.vault)
-    first = sessions.start("acme", 10)
+    first, _ = sessions.start("acme", 10)
     made.clock.advance(1)
-    second = sessions.start("acme/dev", HOUR)
+    second, _ = sessions.start("acme/dev", HOUR)
     made.clock.advance(1)
-    third = sessions.start("personal", HOUR)
+    third, _ = sessions.start("personal", HOUR)
     sessions.end(second.id)
     made.clock.advance(20)
     assert [s.id for s in sessions.list()] == [first.id, second.id, third.id]
@@ -165,8 +165,8 @@ def test_end_revokes_the_sessions_grants_only_and_audits_the_count(made) -> None
     api = creds.add("api", Secret("sk_test_value_0001"), context="acme")
     db = creds.add("db", Secret("postgres-pass-0001"), context="acme")
     sessions = Sessions(made.vault)
-    mine = sessions.start("acme", HOUR)
-    other = sessions.start("acme", HOUR)
+    mine, _ = sessions.start("acme", HOUR)
+    other, _ = sessions.start("acme", HOUR)
     grants = Grants(made.vault)
     g1 = grants.create(credential=api, session_id=mine.id)
     g2 = grants.create(selector="tag:x", context="acme", session_id=mine.id)
@@ -188,7 +188,7 @@ def test_end_revokes_the_sessions_grants_only_and_audits_the_count(made) -> None
     assert fresh.get(already.id).revoked_reason == "by hand"  # an earlier revocation stays as it was
     assert fresh.get(theirs.id).state(now) == "active"
     assert fresh.get(standing.id).state(now) == "active"
-    assert fresh.find(api, mine.id, ()) is None
+    assert fresh.find(api, mine.id, (), Use(INJECT)) is None
     entry = list(made.vault.audit.entries())[-1]
     assert entry.operation == "session.end"
     assert (entry.target, entry.context, entry.detail) == (mine.id, "acme", {"grants_revoked": 2})
@@ -197,7 +197,7 @@ def test_end_revokes_the_sessions_grants_only_and_audits_the_count(made) -> None
 
 def test_ending_an_ended_session_again_changes_nothing(made, kit) -> None:
     sessions = Sessions(made.vault)
-    session = sessions.start("acme", HOUR)
+    session, _ = sessions.start("acme", HOUR)
     first, _ = sessions.end(session.id)
     before = kit.dump_tables(made.path)
     made.clock.advance(100)
@@ -209,8 +209,8 @@ def test_ending_an_ended_session_again_changes_nothing(made, kit) -> None:
 def test_end_expired_closes_only_expired_sessions_revoking_their_grants(made) -> None:
     api = Credentials(made.vault).add("api", Secret("sk_test_value_0002"), context="acme")
     sessions = Sessions(made.vault)
-    short = sessions.start("acme", 60)
-    long = sessions.start("acme", HOUR)
+    short, _ = sessions.start("acme", 60)
+    long, _ = sessions.start("acme", HOUR)
     grants = Grants(made.vault)
     short_grant = grants.create(credential=api, session_id=short.id)
     long_grant = grants.create(credential=api, session_id=long.id)
@@ -234,8 +234,8 @@ def test_end_expired_closes_only_expired_sessions_revoking_their_grants(made) ->
 def test_every_session_change_is_audited(made) -> None:
     start = len(operations(made.vault))
     sessions = Sessions(made.vault)
-    a = sessions.start("acme", 60)
-    b = sessions.start("acme", HOUR)
+    a, _ = sessions.start("acme", 60)
+    b, _ = sessions.start("acme", HOUR)
     sessions.end(b.id)
     made.clock.advance(61)
     sessions.end_expired()
@@ -246,7 +246,16 @@ def test_every_session_change_is_audited(made) -> None:
 
 # -- which session a process acts in -----------------------------------------------------------------------
 def bound(made, context: str, pid: int, started: int, ttl: int = HOUR) -> AgentSession:  # type: ignore[no-untyped-def]
-    return Sessions(made.vault).start(context, ttl, root_pid=pid, root_started=started)
+    return Sessions(made.vault).start(context, ttl, root_pid=pid, root_started=started)[0]
+
+
+def bound_with_token(made, context: str, pid: int, started: int) -> tuple[AgentSession, str]:  # type: ignore[no-untyped-def]
+    return Sessions(made.vault).start(context, HOUR, root_pid=pid, root_started=started)
+
+
+def declared(made, token: str) -> str:  # type: ignore[no-untyped-def]
+    """What the broker looks a presented token up by: its keyed hash."""
+    return Sessions(made.vault).hash_token(token)
 
 
 ANCESTRY = ((3000, 900), (2000, 500), (1000, 100), (1, 1))
@@ -258,25 +267,32 @@ def test_no_binding_and_no_declared_session_means_no_session(made) -> None:
 
 
 def test_a_declared_live_session_is_used(made) -> None:
-    session = Sessions(made.vault).start("acme", HOUR)
-    assert session_for(Sessions(made.vault).list(), session.id, ANCESTRY, made.clock()) == session
+    session, token = Sessions(made.vault).start("acme", HOUR)
+    assert session_for(Sessions(made.vault).list(), declared(made, token), ANCESTRY, made.clock()) == session
+
+
+def test_the_public_session_id_is_not_a_token(made) -> None:
+    session, token = Sessions(made.vault).start("acme", HOUR)
+    assert token not in repr(Sessions(made.vault).list())
+    with pytest.raises(NotFoundError, match="no such agent session, or not yours"):
+        session_for(Sessions(made.vault).list(), declared(made, session.id), ANCESTRY, made.clock())
 
 
 def test_a_declared_unknown_session_is_not_found(made) -> None:
     with pytest.raises(NotFoundError, match="no such agent session"):
-        session_for(Sessions(made.vault).list(), "as_0123456789abcdef", ANCESTRY, made.clock())
+        session_for(Sessions(made.vault).list(), declared(made, "ast_" + "x" * 43), ANCESTRY, made.clock())
 
 
 @pytest.mark.parametrize("how", ["ended", "expired"])
 def test_a_declared_session_that_is_over_refuses_instead_of_meaning_no_session(made, how: str) -> None:
     sessions = Sessions(made.vault)
-    session = sessions.start("acme", 60)
+    session, token = sessions.start("acme", 60)
     if how == "ended":
         sessions.end(session.id)
     else:
         made.clock.advance(60)
     with pytest.raises(RefusedError, match=f"agent session {session.id} has {how}"):
-        session_for(sessions.list(), session.id, ANCESTRY, made.clock())
+        session_for(sessions.list(), declared(made, token), ANCESTRY, made.clock())
 
 
 def test_a_session_bound_to_an_ancestor_wins_without_any_declaration(made) -> None:
@@ -290,15 +306,22 @@ def test_a_session_bound_to_the_process_itself_applies(made) -> None:
 
 
 def test_declaring_the_bound_session_is_accepted(made) -> None:
-    session = bound(made, "acme/dev", 1000, 100)
-    assert session_for(Sessions(made.vault).list(), session.id, ANCESTRY, made.clock()) == session
+    session, token = bound_with_token(made, "acme/dev", 1000, 100)
+    assert session_for(Sessions(made.vault).list(), declared(made, token), ANCESTRY, made.clock()) == session
+
+
+def test_a_bound_sessions_token_presented_from_outside_its_tree_is_refused_like_an_unknown_one(made) -> None:
+    session, token = bound_with_token(made, "acme/dev", 4444, 44)
+    with pytest.raises(NotFoundError, match="no such agent session, or not yours") as refused:
+        session_for(Sessions(made.vault).list(), declared(made, token), ANCESTRY, made.clock())
+    assert refused.value.stolen == session
 
 
 def test_declaring_another_live_session_than_the_bound_one_is_refused(made) -> None:
-    session = bound(made, "acme/dev", 1000, 100)
-    wider = Sessions(made.vault).start("", HOUR)  # an agent trying to escape to a broader session
-    with pytest.raises(RefusedError, match=f"belongs to agent session {session.id}"):
-        session_for(Sessions(made.vault).list(), wider.id, ANCESTRY, made.clock())
+    bound(made, "acme/dev", 1000, 100)
+    _, wider = Sessions(made.vault).start("", HOUR)  # an agent trying to escape to a broader session
+    with pytest.raises(NotFoundError, match="not yours"):
+        session_for(Sessions(made.vault).list(), declared(made, wider), ANCESTRY, made.clock())
 
 
 @pytest.mark.parametrize("how", ["ended", "expired"])
@@ -312,16 +335,16 @@ def test_a_bound_session_that_is_over_refuses_and_does_not_fall_back_to_no_sessi
     with pytest.raises(RefusedError, match=f"has {how}"):
         session_for(sessions.list(), None, ANCESTRY, made.clock())
     # unsetting AEGIS_SESSION or naming a live session does not get it out either
-    live = sessions.start("", HOUR)
-    with pytest.raises(RefusedError):
-        session_for(sessions.list(), live.id, ANCESTRY, made.clock())
+    _, live = sessions.start("", HOUR)
+    with pytest.raises((RefusedError, NotFoundError)):
+        session_for(sessions.list(), declared(made, live), ANCESTRY, made.clock())
 
 
 def test_a_recycled_pid_with_another_start_time_does_not_inherit_the_session(made) -> None:
     bound(made, "acme", 2000, 499)  # the pid 2000 the session was bound to started at 499, not 500
     assert session_for(Sessions(made.vault).list(), None, ANCESTRY, made.clock()) is None
-    other = Sessions(made.vault).start("personal", HOUR)
-    assert session_for(Sessions(made.vault).list(), other.id, ANCESTRY, made.clock()) == other
+    other, token = Sessions(made.vault).start("personal", HOUR)
+    assert session_for(Sessions(made.vault).list(), declared(made, token), ANCESTRY, made.clock()) == other
 
 
 def test_a_session_bound_without_a_start_time_binds_nothing(made) -> None:
@@ -380,3 +403,39 @@ def test_a_child_process_belongs_to_the_session_bound_to_it_and_its_parent_does_
 ])
 def test_context_contains_follows_whole_path_segments(scope: str, context: str, expected: bool) -> None:
     assert context_contains(scope, context) is expected
+
+
+# -- nested sessions ------------------------------------------------------------------------------------------
+def test_a_session_started_inside_a_session_stays_in_its_context_and_never_outlives_it(made) -> None:
+    sessions = Sessions(made.vault)
+    parent, _ = sessions.start("acme/dev", 600)
+    child, _ = sessions.start("acme/dev/api", 30 * 86400, parent=parent)
+    assert child.parent_id == parent.id
+    assert child.expires_at == parent.expires_at  # asked for 30 days, gets what the parent has left
+    with pytest.raises(RefusedError, match="stays within its context"):
+        sessions.start("acme", 60, parent=parent)
+    with pytest.raises(RefusedError, match="stays within its context"):
+        sessions.start("acme/prod", 60, parent=parent)
+
+
+def test_ending_a_session_ends_the_sessions_started_inside_it_and_their_grants(made) -> None:
+    sessions = Sessions(made.vault)
+    parent, _ = sessions.start("acme", HOUR)
+    child, _ = sessions.start("acme/dev", HOUR, parent=parent)
+    grandchild, _ = sessions.start("acme/dev", HOUR, parent=child)
+    gh = Credentials(made.vault).add("gh", Secret(b"ghp_nested_value_0001"), context="acme/dev")
+    Grants(made.vault).create(credential=gh, session_id=grandchild.id)
+    _, revoked = sessions.end(parent.id)
+    assert revoked == 1
+    assert {s.id: s.state(made.clock()) for s in sessions.list()} == {
+        parent.id: "ended", child.id: "ended", grandchild.id: "ended"}
+
+
+def test_inside_a_bound_session_a_nested_sessions_token_is_accepted_but_not_a_sibling(made) -> None:
+    outer = bound(made, "acme", 1000, 100)
+    sessions = Sessions(made.vault)
+    nested, nested_token = sessions.start("acme/dev", HOUR, parent=outer)
+    _, sibling_token = sessions.start("acme/dev", HOUR)
+    assert session_for(sessions.list(), declared(made, nested_token), ANCESTRY, made.clock()) == nested
+    with pytest.raises(NotFoundError, match="not yours"):
+        session_for(sessions.list(), declared(made, sibling_token), ANCESTRY, made.clock())

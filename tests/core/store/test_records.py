@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from aegis_tui.core.agents.grants import Grants
-from aegis_tui.core.agents.records import SealedRecords
+from aegis_tui.core.agents.grants import INJECT, Grants, Use
+from aegis_tui.core.store.records import SealedRecords
 from aegis_tui.core.agents.sessions import Sessions
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.errors import ConflictError, IntegrityError
@@ -109,7 +109,7 @@ def test_a_record_moved_to_another_kind_under_the_same_id_fails_to_open(made, ki
 
 
 def test_a_session_moved_to_another_id_fails_to_open(made, kit) -> None:
-    session = Sessions(made.vault).start("acme", 3600)
+    session, _ = Sessions(made.vault).start("acme", 3600)
     sql(kit, made.path, "UPDATE records SET id = ? WHERE kind = 'session' AND id = ?", OTHER_SESSION_ID, session.id)
     with pytest.raises(IntegrityError):
         Sessions(made.vault).get(OTHER_SESSION_ID)
@@ -125,12 +125,12 @@ def test_an_older_revision_put_back_under_the_newer_revision_number_fails_to_ope
     with pytest.raises(IntegrityError):
         Grants(made.vault).get(grant.id)
     with pytest.raises(IntegrityError):
-        Grants(made.vault).find(Credentials(made.vault).find("deploy-key"), None, ())
+        Grants(made.vault).find(Credentials(made.vault).find("deploy-key"), None, (), Use(INJECT))
 
 
 def test_an_older_session_revision_put_back_cannot_reopen_an_ended_session(made, kit) -> None:
     sessions = Sessions(made.vault)
-    session = sessions.start("acme", 3600)
+    session, _ = sessions.start("acme", 3600)
     _, first_blob = row(kit, made.path, "session", session.id)
     sessions.end(session.id)
     sql(kit, made.path, "UPDATE records SET sealed = ? WHERE kind = 'session' AND id = ?", first_blob, session.id)
