@@ -84,11 +84,12 @@ def list_credentials(args: argparse.Namespace) -> int:
 
 
 def _with_versions(args: argparse.Namespace) -> tuple[Credential, list[VersionInfo]]:
-    from aegis_tui.core.agents.policy import current_session, resolve_visible
+    from aegis_tui.core.agents.policy import resolve_visible
+    from aegis_tui.core.operations.caller import session_of_this_process
 
     with open_unlocked(args) as vault:
         credentials = Credentials(vault)
-        credential = resolve_visible(credentials, args.name, current_session(vault))
+        credential = resolve_visible(credentials, args.name, session_of_this_process(vault))
         return credential, credentials.versions(credential.name)
 
 

@@ -73,11 +73,12 @@ def _unlocked(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _old_version(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from aegis_tui.core.agents.policy import current_session, resolve_visible
+    from aegis_tui.core.agents.policy import resolve_visible
+    from aegis_tui.core.operations.caller import session_of_this_process
     from aegis_tui.core.credentials import Credentials
 
     with _unlocked(args) as vault:
         credentials = Credentials(vault)
-        credential = resolve_visible(credentials, args.name, current_session(vault))
+        credential = resolve_visible(credentials, args.name, session_of_this_process(vault))
         value = credentials.reveal(credential.name, version=args.value_version, allow_retired=args.retired)
         return credential.name, value, str(credential.status)

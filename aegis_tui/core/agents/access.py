@@ -232,6 +232,7 @@ class LocalAccess(AgentAccess):
 
         self._vault = vault
         self._host = LocalHost(vault)
+        # The same lookup as ``session_of_this_process``, keeping the caller it builds.
         self._caller = resolve_caller(self._host, describe_process(os.getpid(), os.getuid()),
                                       os.environ.get("AEGIS_SESSION") or None, frozenset({Authority.OWNER}))
         self._streams: list[Any] = []

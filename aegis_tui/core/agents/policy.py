@@ -10,7 +10,6 @@ from __future__ import annotations
 from aegis_tui.core.agents.sessions import AgentSession
 from aegis_tui.core.credentials import CredentialFilter, Credentials
 from aegis_tui.core.errors import NotFoundError, RefusedError
-from aegis_tui.core.vault import Vault
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -47,25 +46,6 @@ def resolve_visible(credentials: Credentials, reference: str, session: AgentSess
     if not visible(credential, session):
         raise NotFoundError(f"no credential matches {reference!r}; see: aegis-vault list")
     return credential
-
-
-def current_session(vault: Vault) -> AgentSession | None:
-    """The agent session this process acts in (bound by ancestry, else ``AEGIS_SESSION``),
-    for commands that unlock the vault themselves: they apply the same visibility."""
-    import os
-
-    from aegis_tui.core.agents.sessions import Sessions, session_for
-
-    sessions = Sessions(vault).list()
-    declared = os.environ.get("AEGIS_SESSION") or None
-    if not sessions and not declared:
-        return None
-    ancestry: tuple[tuple[int, int], ...] = ()
-    if any(s.root_pid is not None for s in sessions):  # reading /proc costs; only when it can matter
-        from aegis_tui.core.broker.peer import describe_process
-
-        ancestry = describe_process(os.getpid(), os.getuid()).ancestry
-    return session_for(sessions, declared, ancestry, vault.clock())
 
 
 def resolve_git(credentials: Credentials, session: AgentSession | None, request: GitRequest) -> Credential:

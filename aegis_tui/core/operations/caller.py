@@ -108,3 +108,15 @@ def describe(caller: Caller) -> dict[str, Any]:
     """Where a request came from, for its audit entry."""
     peer = caller.peer
     return {"exe": peer.exe, "cwd": peer.cwd, "chain": peer.describe()}
+
+
+def session_of_this_process(vault: Vault) -> AgentSession | None:
+    """The agent session this process acts in, for a command that unlocked the vault
+    itself: found exactly as the broker finds a caller's (``resolve_caller``)."""
+    import os
+
+    from aegis_tui.core.agents.local_host import LocalHost
+    from aegis_tui.core.broker.peer import describe_process
+
+    return resolve_caller(LocalHost(vault), describe_process(os.getpid(), os.getuid()),
+                          os.environ.get("AEGIS_SESSION") or None, frozenset({Authority.OWNER})).session
