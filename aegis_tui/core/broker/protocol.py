@@ -40,11 +40,11 @@ def decode_request(line: bytes) -> Request:
         raise ProtocolError("request id must be a number or a short string")
     op = message.get("op")
     if not is_text(op, 64):
-        raise ProtocolError("the operation must be a name")
+        raise ProtocolError(f"unknown operation {str(op)[:40]!r}")
     declared = find(op)
     session = message.get("session")
     if session is not None and not is_text(session, 64):
-        raise ProtocolError("session must be a session token string")
+        raise ProtocolError("session must be a session id string")
     args = message.get("args", {})
     if not isinstance(args, dict):
         raise ProtocolError("args must be a JSON object")

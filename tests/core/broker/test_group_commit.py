@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from aegis_tui.core.agents.grants import Grants
+from aegis_tui.core.agents.grants import INJECT, REVEAL, Grants
 from aegis_tui.core.broker.peer import PeerInfo, describe_process
 from aegis_tui.core.broker.protocol import Request
 from aegis_tui.core.broker.service import BrokerService
@@ -47,7 +47,7 @@ def service(made) -> BrokerService:  # type: ignore[no-untyped-def]
     grants = Grants(made.vault)
     for number in range(COUNT):
         credential = creds.add(f"cred-{number:03d}", Secret(value_for(number)), context="acme")
-        grants.create(credential=credential)  # standing grants: nobody needs to approve
+        grants.create(credential=credential, rights=(INJECT, REVEAL))  # standing: nobody needs to approve
     return BrokerService(made.vault, approval_timeout=600)
 
 
@@ -164,7 +164,7 @@ async def test_a_request_refused_inside_a_batch_is_still_audited(made, kit, serv
 
 async def test_a_once_grant_is_used_only_once_by_concurrent_requests(made, peer) -> None:
     credential = Credentials(made.vault).add("once", Secret(b"only-once-value-0123456789"), context="acme")
-    grant = Grants(made.vault).create(credential=credential, uses=1)
+    grant = Grants(made.vault).create(credential=credential, uses=1, rights=(REVEAL,))
     service = BrokerService(made.vault, approval_timeout=1)  # the losers ask a human; nobody answers
     first = made.vault.audit.tail(1)[0].seq
     outcomes = await asyncio.wait_for(
@@ -182,7 +182,7 @@ async def test_a_once_grant_is_used_only_once_by_concurrent_requests(made, peer)
 
 async def test_an_n_use_grant_hands_out_exactly_n_values_under_concurrency(made, peer) -> None:
     credential = Credentials(made.vault).add("thrice", Secret(b"three-times-value-0123456789"), context="acme")
-    grant = Grants(made.vault).create(credential=credential, uses=3)
+    grant = Grants(made.vault).create(credential=credential, uses=3, rights=(REVEAL,))
     service = BrokerService(made.vault, approval_timeout=1)  # the losers ask a human; nobody answers
     outcomes = await asyncio.wait_for(
         asyncio.gather(*(get(service, peer, n, ref="thrice") for n in range(8)), return_exceptions=True), WAIT)
