@@ -193,6 +193,9 @@ def _audit(commands: Commands) -> None:
     export.add_argument("--jsonl", action="store_true", required=True, help="JSON Lines (the only format)")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     _handler(export, f"{_AUDIT}:export")
+    note = actions.add_parser("note", help="write a note of your own into the log (needs the vault unlocked)")
+    note.add_argument("text", help="what happened, in your words (no secrets: the log is read by others)")
+    _handler(note, f"{_AUDIT}:note")
 
 
 def _import_env(commands: Commands) -> None:

@@ -385,6 +385,14 @@ def test_audit_tail_shows_the_latest_operations(env_vault):
     assert any(" read " in line and "api" in line for line in lines)
 
 
+def test_audit_note_writes_the_owners_words_literally_and_needs_the_vault_key(env_vault, expect_error):
+    ok(env_vault("audit", "note", "rotated the deploy key by hand \x1b[2J"))
+    notes = [json.loads(line) for line in ok(env_vault("audit", "export", "--jsonl")).out.splitlines()
+             if json.loads(line)["operation"] == "note"]
+    assert [n["detail"]["text"] for n in notes] == ["rotated the deploy key by hand \u241b[2J"]
+    expect_error(env_vault("audit", "note", "an agent's entry", env={"AEGIS_VAULT_KEY": None}), 3)
+
+
 def test_audit_verify_reports_an_intact_log_with_exit_0(env_vault):
     ok(env_vault("add", "api", input="value"))
     result = ok(env_vault("audit", "verify", env={"AEGIS_VAULT_KEY": None}))

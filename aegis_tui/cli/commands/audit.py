@@ -1,4 +1,4 @@
-"""``audit tail``, ``audit verify``, ``audit export --jsonl``."""
+"""``audit tail``, ``audit verify``, ``audit export --jsonl``, ``audit note``."""
 
 from __future__ import annotations
 
@@ -72,4 +72,18 @@ def export(args: argparse.Namespace) -> int:
                 stream.close()
     if args.output:
         err(f"exported {count} audit entries to {args.output}")
+    return 0
+
+
+def note(args: argparse.Namespace) -> int:
+    """The owner's own entry (a change made outside aegis-vault, a reason): an operation
+    only someone who unlocked the vault may perform, so agents cannot write the log."""
+    from aegis_tui.core.agents.access import LocalAccess
+
+    access = LocalAccess(open_unlocked(args))
+    try:
+        access.note(args.text)
+    finally:
+        access.close()
+    err("aegis-vault: note written to the audit log")
     return 0
