@@ -4,6 +4,10 @@
   core is a library, and the CLI is called in loops by agents.
 - ``keyring`` (~90 ms) is imported only when a keyring slot is actually used: a ``get``
   through ``AEGIS_VAULT_KEY`` never loads it.
+- ``get NAME`` through a running broker (what agents call in loops, and what must cost
+  no more than ``pass show``) loads three C modules beyond what the interpreter loads
+  to start, and the two modules of its own path: no ``socket``, ``json``, ``re``,
+  ``enum``, ``typing`` or project error classes (``cli/fast_get.py`` says why).
 - The import contracts in ``pyproject.toml`` hold (``lint-imports``).
 """
 
@@ -16,6 +20,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.support.scripted_broker import VALUE, ScriptedBroker, broker_socket_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "aegis_tui"
@@ -121,10 +127,54 @@ def broker_serving(get_through_env_key):  # type: ignore[no-untyped-def]
         shutil.rmtree(runtime, ignore_errors=True)
 
 
+# What the interpreter has loaded before the first line of ``main`` is not ours to count.
+FAST_GET_MAY_LOAD = {"aegis_tui", "aegis_tui.cli", "aegis_tui.cli.fast_get", "_socket", "_json", "binascii"}
+HEAVY_FOR_GET = ("aegis_tui.core.vault", "cryptography", "argparse", "typing", "sqlite3", "keyring", "socket", "json",
+                 "re", "enum", "base64", "struct", "importlib.metadata", "aegis_tui.core.errors",
+                 "aegis_tui.core.agents.access", "aegis_tui.core.broker.client", *UI_TOOLKITS)
+
+
 def test_a_get_through_a_broker_imports_neither_the_vault_nor_cryptography_nor_argparse(broker_serving):
     """The call agents make in loops: one socket round trip, nothing else."""
-    heavy = ("aegis_tui.core.vault", "cryptography", "argparse", "typing", "sqlite3", "keyring", *UI_TOOLKITS)
-    assert loaded_after(RUN_GET, heavy, env=broker_serving) == []
+    assert loaded_after(RUN_GET, HEAVY_FOR_GET, env=broker_serving) == []
+
+
+@pytest.fixture
+def scripted_broker(get_through_env_key):  # type: ignore[no-untyped-def]
+    """A stand-in broker (tests/support/scripted_broker.py) on the socket the vault's
+    broker would use; yields the environment of a caller without the vault key."""
+    env = get_through_env_key.env
+    runtime, path = broker_socket_for(env["AEGIS_VAULT_HOME"])
+    broker = ScriptedBroker(path)
+    try:
+        yield {**{key: value for key, value in env.items() if key != "AEGIS_VAULT_KEY"}, "XDG_RUNTIME_DIR": runtime}
+    finally:
+        broker.close()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_a_get_through_a_broker_loads_nothing_beyond_three_c_modules_and_its_own_two(scripted_broker):
+    """Everything the call adds to ``sys.modules`` after start-up, by name; a new import
+    on this path must be worth its cost (see docs/benchmarks.md) and be added here."""
+    code = ("import sys\nbefore = set(sys.modules)\nfrom aegis_tui.cli import main\n"
+            "assert main(['get', 'api']) == 0\n"
+            "sys.stderr.write('\\nNEW=' + ','.join(sorted(set(sys.modules) - before)) + '\\n')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env=scripted_broker, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == VALUE.decode()
+    marker = [line for line in proc.stderr.splitlines() if line.startswith("NEW=")]
+    loaded = set(marker[-1].removeprefix("NEW=").split(",")) - {""}
+    assert loaded <= FAST_GET_MAY_LOAD, sorted(loaded - FAST_GET_MAY_LOAD)
+    assert "aegis_tui.cli.fast_get" in loaded  # it did take the fast path
+    assert loaded_after("from aegis_tui.cli import main\nassert main(['get', 'api']) == 0\n", HEAVY_FOR_GET,
+                        env=scripted_broker) == []
+
+
+def test_the_probe_does_see_the_heavy_modules_of_the_long_way(get_through_env_key):
+    """The same check on a ``get`` that unlocks the vault itself: the list is not vacuous."""
+    loaded = loaded_after(RUN_GET, HEAVY_FOR_GET, env=get_through_env_key.env)
+    assert {"aegis_tui.core.vault", "cryptography", "argparse", "sqlite3"} <= set(loaded)
 
 
 def test_run_through_a_broker_imports_neither_the_vault_nor_cryptography(broker_serving):

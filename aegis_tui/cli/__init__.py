@@ -4,11 +4,7 @@ Kept light on purpose: agents call it in loops. Nothing here imports Textual, Ri
 keyring; each handler module imports what its command needs.
 """
 
-from __future__ import annotations
-
-import sys
-from importlib import import_module
-
+import sys  # and no ``from __future__ import annotations``: ~0.1 ms on every call
 
 _SECRET_FLAGS = ("--value", "--secret", "--password", "--passphrase", "--token", "--key")
 
@@ -24,6 +20,34 @@ def refused_secret_flag(argv: list[str]) -> str | None:
     return None
 
 
+def undecodable_argument(argv: list[str]) -> int | None:
+    """The 1-based position of the first argument holding undecodable bytes, if any.
+
+    Python hands bytes that are not valid in the file system encoding (UTF-8) over as
+    lone surrogates (surrogateescape), which no text encoding accepts. They cannot be a
+    name, be stored, audited, sent to the broker or shown in a pop-up, and left alone
+    they surface far away as an "unexpected error (UnicodeEncodeError)"."""
+    for position, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return position
+    return None
+
+
+def refused_undecodable(argv: list[str], program: str) -> bool:
+    """Write the one line that refuses an undecodable argument; ``True`` if there was one.
+    The argument itself is not echoed: it may be a secret typed in the wrong place."""
+    position = undecodable_argument(argv)
+    if position is None:
+        return False
+    sys.stderr.write(
+        f"{program}: argument {position} is not valid UTF-8 text (it holds undecodable bytes); "
+        "names, options, paths and commands must be UTF-8\n"
+    )
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args_list
@@ -33,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             f"aegis-vault: {flag} is refused: a secret on the command line ends up in shell history "
             "and the process list; pipe it on stdin or type it at the hidden prompt\n"
         )
+        return 2
+    if refused_undecodable(args_list, "aegis-vault"):
         return 2
     try:
         return _dispatch(args_list)
@@ -50,11 +76,13 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args_list: list[str]) -> int:
     if len(args_list) == 2 and args_list[0] == "get" and not args_list[1].startswith("-"):
         # The call agents make in loops: straight to a running broker, no parser.
-        from aegis_tui.cli.commands.get import get_through_broker
+        from aegis_tui.cli.fast_get import get_through_broker
 
         code = get_through_broker(args_list[1])
         if code is not None:
             return code
+    from importlib import import_module
+
     from aegis_tui.cli.parser import build_parser
 
     args = build_parser(args_list).parse_args(args_list)

@@ -311,3 +311,84 @@ def test_an_unusable_totp_seed_is_a_usage_error_not_an_unexpected_one(stocked, s
     assert "TOTP" in line or "otpauth" in line
     assert seed not in line
     assert names(stocked) == ["alpha", "beta"]
+
+
+# -- undecodable bytes in arguments ------------------------------------------------------------------
+# A shell passes whatever bytes it was given; Python hands the ones that are not UTF-8 to
+# the program as lone surrogates (surrogateescape). They cannot be a name, stored, audited,
+# sent to the broker or shown in a pop-up, so every such argument is refused up front with
+# one line that says which argument, without echoing it (it may be a secret typed by mistake).
+BAD = b"\xff"  # never valid in UTF-8
+CUT = b"caf\xc3"  # a UTF-8 sequence cut short
+
+
+@pytest.mark.parametrize("argv", [
+    [b"get", BAD],
+    [b"get", b"al" + BAD + b"pha"],
+    [b"get", CUT],
+    [b"get", b"alpha", b"--reason", BAD],
+    [b"--debug", b"get", BAD],
+    [b"add", BAD],
+    [b"show", BAD],
+    [b"rotate", BAD],
+    [b"destroy", BAD],
+    [b"grants", b"add", BAD],
+    [b"list", b"--context", BAD],
+    [b"run", b"--need", BAD, b"--", b"true"],
+    [b"run", b"--", b"echo", BAD],
+    [b"scan", BAD],
+    [BAD],
+], ids=lambda argv: " ".join(arg.decode("utf-8", "backslashreplace") for arg in argv))
+def test_an_argument_with_undecodable_bytes_exits_2_with_one_line_naming_utf8_and_changes_nothing(
+        stocked, snapshot, argv, expect_error):
+    before = snapshot()
+    result = stocked(*argv, input="from-stdin")
+    line = expect_error(result, 2, mentions=("UTF-8", "argument"))
+    assert "Error" not in line  # says what is wrong, not an exception's class name
+    assert "\ufffd" not in result.err and "\\udc" not in result.err and "\\x" not in result.err  # not echoed
+    assert result.stdout == b""
+    assert snapshot() == before
+
+
+def test_the_undecodable_argument_is_named_by_its_position_and_never_echoed(stocked, expect_error):
+    line = expect_error(stocked("get", CANARY.encode() + BAD), 2)
+    assert "argument 2" in line
+    assert CANARY not in line
+    line = expect_error(stocked("run", "--", "echo", "ok", BAD), 2)
+    assert "argument 5" in line
+
+
+def test_an_argument_with_undecodable_bytes_is_refused_before_a_running_broker_is_asked(stocked, expect_error):
+    """The ``get NAME`` fast path (straight to a running broker) is behind the same check."""
+    import shutil
+
+    from tests.support.scripted_broker import VALUE, ScriptedBroker, broker_socket_for
+
+    runtime, path = broker_socket_for(stocked.env["AEGIS_VAULT_HOME"])
+    broker = ScriptedBroker(path)
+    agent = {"XDG_RUNTIME_DIR": runtime, "AEGIS_VAULT_KEY": None}
+    try:
+        assert stocked("get", "alpha", env=agent).stdout == VALUE  # the broker does answer
+        result = stocked("get", BAD, env=agent)
+        expect_error(result, 2, mentions=("UTF-8", "argument 2"))
+        assert result.stdout == b""
+        assert len(broker.requests) == 1
+    finally:
+        broker.close()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+GIT_HELPER = "import sys\nfrom aegis_tui.cli.git_credential import main\nsys.exit(main())\n"
+
+
+@pytest.mark.parametrize("argv", [[b"get" + BAD], [b"get", BAD], [b"--debug" + BAD, b"get"], [CUT, b"get"]],
+                         ids=lambda argv: " ".join(arg.decode("utf-8", "backslashreplace") for arg in argv))
+def test_git_credential_aegis_refuses_an_argument_with_undecodable_bytes_in_one_line_with_exit_2(stocked, argv):
+    proc = subprocess.run([sys.executable, "-c", GIT_HELPER, *argv], input=b"protocol=https\nhost=x.test\n\n",
+                          capture_output=True, env=stocked.env, start_new_session=True, timeout=60)
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 2, (proc.returncode, err)
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("git-credential-aegis: "), err
+    assert "UTF-8" in lines[0] and "Traceback" not in err
+    assert proc.stdout == b""

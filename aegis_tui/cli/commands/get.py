@@ -1,7 +1,7 @@
 """``aegis-vault get``: print one value and nothing else.
 
-The hottest path there is (agents call it in loops), so through a running broker it
-imports neither the vault nor any cryptography: a socket, one JSON line each way.
+The hottest path there is (agents call it in loops): a plain ``get NAME`` with a broker
+running never gets here; ``cli/fast_get.py`` answers it with one socket round trip.
 """
 
 from __future__ import annotations
@@ -29,29 +29,6 @@ def get(args: argparse.Namespace) -> int:
             name, value, status = access.get(args.name, reason=args.reason)
         finally:
             access.close()
-    return _print(name, value, status)
-
-
-def get_through_broker(reference: str) -> int | None:
-    """``get NAME`` when a broker runs, without building the argument parser (argparse
-    costs ~8 ms, a third of the call); ``None`` when no broker runs."""
-    from aegis_tui.core.broker.runtime import broker_may_run
-    from aegis_tui.core.paths import vault_path
-
-    path = vault_path()
-    if not broker_may_run(path):
-        return None
-    from aegis_tui.core.agents.access import BrokerAccess
-    from aegis_tui.core.broker.client import BrokerClient
-
-    client = BrokerClient.connect(path)
-    if client is None:
-        return None
-    access = BrokerAccess(client, path)
-    try:
-        name, value, status = access.get(reference)
-    finally:
-        access.close()
     return _print(name, value, status)
 
 

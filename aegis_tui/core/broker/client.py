@@ -13,7 +13,7 @@ import os
 import socket
 
 from aegis_tui.core.broker.runtime import peer_credentials, socket_path
-from aegis_tui.core.broker.wire import MAX_FRAME_BYTES, encode_request, error_from_wire
+from aegis_tui.core.broker.wire import MAX_ANSWER_BYTES, encode_request, error_from_wire
 from aegis_tui.core.errors import AegisError, RefusedError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~2 ms) on the get path
@@ -60,7 +60,7 @@ class BrokerClient:
         self._sock.settimeout(timeout)
         try:
             self._sock.sendall(encode_request(self._next_id, op, args or {}, self.session))
-            line = self._file.readline(MAX_FRAME_BYTES * 4)
+            line = self._file.readline(MAX_ANSWER_BYTES)
         except socket.timeout:
             raise BrokerUnavailable(f"the broker did not answer {op} within {int(timeout)} s") from None
         except OSError as error:

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 PROTOCOL_VERSION = 1
-MAX_FRAME_BYTES = 64 * 1024
+MAX_FRAME_BYTES = 64 * 1024  # a request, and a line on the owner channel
+# An answer may carry one value: up to 16 MiB (models.MAX_VALUE_BYTES), 22.4 MB in base64.
+MAX_ANSWER_BYTES = 24 * 1024 * 1024
 MAX_TEXT = 4096
 
 # The masking stream that follows a ``mask`` request: frames of (type, length, bytes).
