@@ -4,6 +4,12 @@ Order: ``--recovery``; ``AEGIS_VAULT_KEY`` (when the vault has an environment sl
 ``--passphrase-fd``; the OS keyring slot; a hidden passphrase prompt on the terminal;
 otherwise a clear failure naming the ways in. The keyring module is imported only
 when a keyring slot exists, keeping ``get`` with the environment slot fast.
+
+Before anything is read, the process makes itself unreadable to the user's other
+processes (``core.hardening.protect_process``): from here on it holds the key. And
+``AEGIS_VAULT_KEY`` leaves ``os.environ`` the first time it is read, so no child started
+afterwards (a hook, git, the command ``run`` starts) can inherit it; the copy kept here
+serves a second unlock in the same process (``session exec`` ends its session that way).
 """
 
 from __future__ import annotations
@@ -28,17 +34,32 @@ def open_vault() -> Vault:
     return Vault.open(vault_path())
 
 
+_taken_env_key: str | None = None
+
+
+def take_env_key() -> str | None:
+    """``AEGIS_VAULT_KEY``, taken out of the environment (``os.environ.pop`` unsets it for
+    children too) and kept in this process only."""
+    global _taken_env_key
+    found = os.environ.pop(ENV_KEY_VARIABLE, None)
+    if found is not None:
+        _taken_env_key = found
+    return _taken_env_key
+
+
 def unlock(vault: Vault, args: argparse.Namespace, *, prompt: bool = True) -> bool:
     """Unlock with the first method that applies; ``False`` only when ``prompt`` is off
     and nothing non-interactive applies."""
+    from aegis_tui.core.hardening import protect_process
     from aegis_tui.core.slots import KeyringUnavailableError, SlotKind
 
+    protect_process()
+    env_key = take_env_key()
     kinds = {slot.kind for slot in vault.slots()}
     if getattr(args, "recovery", False):
         code = _read_secret(args, "recovery key")
         vault.unlock_with_recovery(code)
         return True
-    env_key = os.environ.get(ENV_KEY_VARIABLE)
     if env_key and SlotKind.ENV in kinds:
         vault.unlock_with_env_key(env_key)
         return True

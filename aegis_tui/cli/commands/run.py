@@ -43,7 +43,10 @@ def _needs(args: argparse.Namespace) -> tuple[dict[str, str], list[Need], Projec
 
 
 def run(args: argparse.Namespace) -> int:
+    from aegis_tui.core.hardening import protect_process
     from aegis_tui.core.run.child import exit_status, find_program, run_child, should_use_pty
+
+    protect_process()  # it will hold values: unreadable to the user's other processes, no core
 
     command = _command(args.command)
     plain, needs, project = _needs(args)

@@ -9,7 +9,7 @@ from collections import Counter
 
 from aegis_tui.cli.render import emit, emit_json, table, timestamp
 from aegis_tui.cli.terminal import err, prompt_new_secret, read_stdin_secret
-from aegis_tui.cli.unlock import open_unlocked, open_vault, unlock
+from aegis_tui.cli.unlock import open_unlocked, open_vault, take_env_key, unlock
 from aegis_tui.core.crypto import KdfParams, calibrate_kdf, new_kdf_params
 from aegis_tui.core.errors import UsageError
 from aegis_tui.core.paths import vault_path
@@ -87,7 +87,7 @@ def slots_add(args: argparse.Namespace) -> int:
         if kind is SlotKind.PASSPHRASE:
             slot_id, code = vault.add_slot(kind, passphrase=_new_passphrase(args.new_passphrase_stdin), kdf=_kdf())
         elif kind is SlotKind.ENV:
-            given = os.environ.get(ENV_KEY_VARIABLE)
+            given = take_env_key()  # unlocking took it out of os.environ
             key = given or new_env_key()
             slot_id, code = vault.add_slot(kind, env_key=key)
             if not given:
