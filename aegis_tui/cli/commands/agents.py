@@ -24,6 +24,9 @@ def serve(args: argparse.Namespace) -> int:
     from aegis_tui.core.broker.server import BrokerServer
     from aegis_tui.core.broker.service import HEADLESS, BrokerService
 
+    from aegis_tui.core.hardening import protect_process
+
+    protect_process()  # every value it serves passes through here: unreadable, no core
     timeout = float(parse_duration(args.approval_timeout)) if args.approval_timeout else None
     vault = open_unlocked(args)
 
@@ -69,6 +72,10 @@ def _management_access(args: argparse.Namespace):  # type: ignore[no-untyped-def
     return LocalAccess(open_unlocked(args))
 
 
+# How long what an agent left running gets to stop on SIGTERM before SIGKILL.
+REAP_SECONDS = 3.0
+
+
 def session_start(args: argparse.Namespace) -> int:
     access = open_agent_access(args)
     try:
@@ -84,9 +91,21 @@ def session_start(args: argparse.Namespace) -> int:
 def session_exec(args: argparse.Namespace) -> int:
     """Run the agent in a new session bound to this process: the agent and everything it
     starts belong to the session whatever their environment says; the session ends (and
-    its grants with it) when the agent exits."""
+    its grants with it) when the agent exits.
+
+    This process holds the session (and may have unlocked the vault), so it is protected
+    from the agent's reading first. It is a child subreaper: a double-forked or ``setsid``
+    descendant is adopted here instead of by pid 1, and stays in the session's tree. When
+    the agent exits, what is left of its tree is ended (SIGTERM, then SIGKILL after
+    ``REAP_SECONDS``), so nothing it started outlives the session. The terminal's ^C and
+    ^\\ are for the agent: this process only notes them (a handler, not "ignore", which
+    the agent would inherit and a shell could not undo); SIGTERM and SIGHUP are passed on
+    to the agent, and the tree and the session are ended all the same."""
     import subprocess
 
+    from aegis_tui.core.hardening import become_subreaper, protect_process, reap_tree, wait_adopting
+
+    protect_process()
     command = _command(args.command)
     label = args.label or os.path.basename(command[0])
     access = open_agent_access(args)
@@ -99,21 +118,40 @@ def session_exec(args: argparse.Namespace) -> int:
     env = {key: value for key, value in os.environ.items() if key != ENV_KEY_VARIABLE}
     env["AEGIS_SESSION"] = token
     err(f"aegis-vault: agent session {session['id']} ({session['context'] or 'all contexts'}) for: {label}")
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's ^C is for the agent
+    become_subreaper()
+    agent: list[subprocess.Popen[bytes]] = []
+    pending: list[int] = []
+
+    def pass_on(signum: int, _frame: object) -> None:
+        if agent:
+            agent[0].send_signal(signum)
+        else:
+            pending.append(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum, handler in (
+        (signal.SIGINT, lambda *_: None), (signal.SIGQUIT, lambda *_: None),
+        (signal.SIGTERM, pass_on), (signal.SIGHUP, pass_on))}
     try:
         try:
-            child = subprocess.Popen(command, env=env)
+            agent.append(subprocess.Popen(command, env=env))
         except FileNotFoundError:
             raise UsageError(f"command not found: {command[0]}") from None
-        code = child.wait()
+        except OSError as error:
+            raise UsageError(f"cannot run {command[0]}: {error.strerror}") from None
+        for signum in pending:  # arrived while it was starting
+            agent[0].send_signal(signum)
+        code = agent[0].returncode = os.waitstatus_to_exitcode(wait_adopting(agent[0].pid))
     finally:
-        signal.signal(signal.SIGINT, previous)
+        left = reap_tree(REAP_SECONDS)
         access = open_agent_access(args)
         try:
             _, revoked = access.end_session(session["id"])
         finally:
             access.close()
-        err(f"aegis-vault: agent session {session['id']} ended; {revoked} grant(s) revoked")
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        ended = f"; {left} process(es) it left running were ended" if left else ""
+        err(f"aegis-vault: agent session {session['id']} ended; {revoked} grant(s) revoked{ended}")
     return code if code >= 0 else 128 - code
 
 
