@@ -25,9 +25,12 @@ import contextlib
 import errno
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
+import termios
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,6 +131,40 @@ class Lab:
         with open(log, "wb") as out:
             proc = subprocess.Popen(unprivileged([sys.executable, "-m", "aegis_tui", *args]), env=env, cwd=cwd,
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        return self._started(what, proc, cwd, log, ready)
+
+    def start_app(self) -> Target:
+        """``aegis-vault`` (the app) on a terminal of its own; it unlocks with the key."""
+        what = "app"
+        cwd = self.tmp / "cwd-app"
+        cwd.mkdir()
+        log = self.tmp / "app.log"
+        master, terminal = pty.openpty()
+        termios.tcsetwinsize(terminal, (40, 120))
+        env = {**self.cli.env, "TERM": "xterm-256color"}
+        proc = subprocess.Popen(unprivileged([sys.executable, "-m", "aegis_tui"]), env=env, cwd=cwd, stdin=terminal,
+                                stdout=terminal, stderr=terminal, start_new_session=True)
+        os.close(terminal)
+        shown = bytearray()
+
+        def drain() -> None:  # the app must never block on a full terminal
+            with open(log, "wb") as out:
+                while True:
+                    try:
+                        chunk = os.read(master, 65536)
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    shown.extend(chunk)
+                    out.write(chunk)
+            os.close(master)
+
+        threading.Thread(target=drain, daemon=True).start()
+        # Its first output comes after protect_process: the first thing the launcher does.
+        return self._started(what, proc, cwd, log, lambda _: len(shown) > 0)
+
+    def _started(self, what, proc, cwd, log, ready) -> Target:  # type: ignore[no-untyped-def]
         self.started.append(proc)
         target = Target(what, proc, cwd, log)
 
@@ -191,10 +228,12 @@ def start_target(lab: Lab, what: str) -> Target:
         return lab.start("run through a broker", "run", "--need", "gh=TOKEN", "--", "sleep", "60", key=False)
     if what == "session exec":
         return lab.start("session exec", "session", "exec", "--context", "acme/dev", "--", "sleep", "60")
+    if what == "app":
+        return lab.start_app()
     raise AssertionError(what)
 
 
-TARGETS = ["serve", "run", "run through a broker", "session exec"]
+TARGETS = ["serve", "run", "run through a broker", "session exec", "app"]
 
 
 @pytest.mark.parametrize("what", TARGETS)
