@@ -31,12 +31,16 @@ def literal(text: str, limit: int = 500) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
+BINDS = ("argv", "program", "any")  # what an inject grant is bound to: this command line, this program, any
+
+
 class Decision(NamedTuple):
     allow: bool
     uses: int | None = None  # 1: once; None: unlimited within the duration
     ttl_seconds: float | None = None
     for_session: bool = False
     scopes: tuple[str, ...] = ()
+    bind: str = "any"
 
     @classmethod
     def deny(cls) -> Decision:
@@ -44,7 +48,7 @@ class Decision(NamedTuple):
 
     def to_wire(self) -> dict[str, Any]:
         return {"allow": self.allow, "uses": self.uses, "ttl_seconds": self.ttl_seconds,
-                "for_session": self.for_session, "scopes": list(self.scopes)}
+                "for_session": self.for_session, "scopes": list(self.scopes), "bind": self.bind}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Decision:
@@ -57,8 +61,11 @@ class Decision(NamedTuple):
         scopes = data.get("scopes") or []
         if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
             raise ProtocolError("a decision's scopes are a list of strings")
+        bind = data.get("bind") or "any"
+        if bind not in BINDS:
+            raise ProtocolError("a decision binds to argv, program or any")
         return cls(bool(data.get("allow")), uses, None if ttl is None else float(ttl),
-                   bool(data.get("for_session")), validate_scopes(scopes))
+                   bool(data.get("for_session")), validate_scopes(scopes), bind)
 
 
 def _credential_from_wire(data: dict[str, Any]) -> Credential:
@@ -79,6 +86,13 @@ class PendingRequest(NamedTuple):
     reason: str  # already passed through ``literal``
     duration: int | None  # seconds the agent asked for
     via: str  # the command it runs, already literal
+    # What the broker verified (not the agent's claims):
+    right: str = "reveal"  # "inject" (into the command below) or "reveal" (the raw value to the caller)
+    command: tuple[str, ...] = ()  # the argv that will receive the value
+    program: str = ""  # its resolved executable
+    bound: bool = False  # the session is bound to a process tree
+    outside_project: str = ""  # the project context the reference lies outside of
+    warnings: tuple[str, ...] = ()  # the credential's state: exposed, an open incident, expiring
 
     def to_wire(self) -> dict[str, Any]:
         """What an attached app needs to show the request (never a value)."""
@@ -87,10 +101,12 @@ class PendingRequest(NamedTuple):
             "id": self.id, "created_at": self.created_at, "deadline": self.deadline,
             "peer": {"pid": self.peer.pid, "uid": self.peer.uid, "exe": self.peer.exe, "cwd": self.peer.cwd,
                      "chain": [[p.pid, p.name] for p in self.peer.chain]},
-            "session": None if self.session is None else self.session.to_dict(),
+            "session": None if self.session is None else self.session.public_dict(),
             "credential": {"id": c.id, "name": c.name, "kind": str(c.kind), "service": c.service,
                            "context": c.context, "status": str(c.status)},
             "scopes": list(self.scopes), "reason": self.reason, "duration": self.duration, "via": self.via,
+            "right": self.right, "command": list(self.command), "program": self.program, "bound": self.bound,
+            "outside_project": self.outside_project, "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -108,6 +124,11 @@ class PendingRequest(NamedTuple):
             scopes=tuple(str(s) for s in data["scopes"]), reason=literal(str(data["reason"])),
             duration=None if data.get("duration") is None else int(data["duration"]),
             via=literal(str(data["via"]), 200),
+            right="inject" if data.get("right") == "inject" else "reveal",
+            command=tuple(literal(str(arg), 500) for arg in data.get("command", ())),
+            program=literal(str(data.get("program", "")), 300), bound=bool(data.get("bound")),
+            outside_project=literal(str(data.get("outside_project", "")), 200),
+            warnings=tuple(literal(str(w), 80) for w in data.get("warnings", ())),
         )
 
 
