@@ -31,7 +31,6 @@ merely import this one pay nothing. Off Linux every function is a no-op.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 
@@ -105,6 +104,8 @@ def reap_tree(timeout: float) -> int:
     """
     if not _LINUX:
         return 0
+    import signal  # here: its enum import costs milliseconds the other functions need not pay
+
     signalled: set[int] = set()
     deadline = time.monotonic() + timeout
     give_up = deadline + _KILL_GRACE
