@@ -111,8 +111,8 @@ def reap_tree(timeout: float) -> int:
     give_up = deadline + _KILL_GRACE
     pause = 0.001
     while True:
-        _reap_children()
         living = _living_descendants()
+        _reap_children()  # after the listing: what it saw as dead is a zombie by now, or gone
         if not living:
             return len(signalled)
         now = time.monotonic()
