@@ -63,9 +63,9 @@ _UCRED = struct.Struct("3i")
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     """(pid, uid, gid) of the process at the other end of a Unix socket, from the kernel:
     the broker checks its clients with it, and clients check the broker."""
-    import socket
+    import _socket  # the constants, without the enums ``socket`` builds on import
 
-    return _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    return _UCRED.unpack(sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _UCRED.size))
 
 
 def broker_may_run(vault_path: str) -> bool:
