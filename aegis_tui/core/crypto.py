@@ -1,10 +1,10 @@
 """Every cryptographic choice aegis-vault makes, in one place.
 
 The rest of the code base sees only ``seal``/``open`` (AES-256-GCM with associated
-data), ``derive_*`` (HKDF-SHA256 for sub-keys, Argon2id for passphrases), a keyed blind
-index (HMAC-SHA256), the audit chain hash (SHA-256) and Ed25519 signatures. All of it
-comes from ``cryptography``. Changing an algorithm or a parameter happens here and
-nowhere else.
+data), ``derive_*`` and ``hkdf_sha256`` (HKDF-SHA256 for sub-keys, Argon2id for
+passphrases), a keyed blind index and message tags (HMAC-SHA256), the audit chain hash
+(SHA-256) and Ed25519 signatures. All of it comes from ``cryptography``. Changing an
+algorithm or a parameter happens here and nowhere else.
 
 Randomness: every key, nonce and id comes from ``random_bytes`` below, which reads the
 operating system's CSPRNG through ``os.urandom`` — exactly what ``secrets.token_bytes``
@@ -124,11 +124,24 @@ def blind_index(index_key: bytes, text: str) -> bytes:
     return mac.finalize()
 
 
-def approver_proof(data_key: bytes, challenge: bytes) -> bytes:
-    """Proof that an app attaching to a headless broker has unlocked the same vault:
-    an HMAC of the broker's one-time challenge under a key derived from the data key.
-    Agents talk to the same socket, but cannot unlock the vault, so cannot answer."""
-    return blind_index(derive_subkey(data_key, "approver"), challenge.hex())
+def hkdf_sha256(key: bytes, info: bytes, salt: bytes | None = None, length: int = KEY_BYTES) -> bytes:
+    """HKDF-SHA256 with caller-chosen context: keys bound to more than a purpose name
+    (the owner channel binds its keys to one broker, one socket and both nonces)."""
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(key)
+
+
+def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    """HMAC-SHA256 of raw bytes: proofs and per-message tags."""
+    mac = crypto_hmac.HMAC(key, hashes.SHA256())
+    mac.update(data)
+    return mac.finalize()
+
+
+def hmac_sha256_matches(key: bytes, data: bytes, tag: bytes) -> bool:
+    """Whether ``tag`` is the HMAC-SHA256 of ``data`` (compared in constant time)."""
+    return isinstance(tag, bytes) and constant_time_equal(hmac_sha256(key, data), tag)
 
 
 class KdfParams(NamedTuple):

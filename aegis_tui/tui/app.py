@@ -91,7 +91,9 @@ class AegisApp(App[None]):
         if state is BrokerState.OFF:
             return "broker ○ off", "$text-muted"
         waiting = len(self._waiting())
-        return (f"broker ● {state}" + (f" · {waiting} pending" if waiting else ""),
+        peer = self._broker.peer  # verified: the lock file's broker, this aegis-vault, this vault's key
+        verified = f" to pid {peer.pid} ({os.path.basename(peer.exe)})" if peer is not None else ""
+        return (f"broker ● {state}{verified}" + (f" · {waiting} pending" if waiting else ""),
                 "bold $warning" if waiting else "$success")
 
     @property

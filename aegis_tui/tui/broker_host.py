@@ -1,8 +1,10 @@
 """The broker the app runs for its vault while the vault is unlocked.
 
 One broker per vault: when another one already serves it (``aegis-vault serve``, or
-another app), the app attaches to that one to answer its approvals instead, proving
-with the vault key that it is the owner's app. Stopping denies what waits on our own
+another app), the app attaches to that one to answer its approvals instead, over the
+owner channel: only once the process behind the socket is verified to be the broker
+named in the lock file, running this aegis-vault and holding this vault's key, does the
+app prove it holds the key too. Otherwise it does not attach, and ``problem`` says why. Stopping denies what waits on our own
 broker and lets those denials reach the audit log before the caller drops the keys: an
 entry written after the lock could not be sealed, and it names a credential.
 """
@@ -16,6 +18,7 @@ from typing import Protocol
 
 from aegis_tui.core.broker.approvals import Decision, PendingRequest
 from aegis_tui.core.broker.approver import RemoteApprovalQueue
+from aegis_tui.core.broker.owner_channel import OwnerChannelRefused, VerifiedBroker
 from aegis_tui.core.broker.server import BrokerServer
 from aegis_tui.core.broker.service import APP, BrokerService
 from aegis_tui.core.errors import AegisError, ConflictError
@@ -55,6 +58,7 @@ class BrokerHost:
         self._restarting: asyncio.Future[None] | None = None
         self.state = BrokerState.OFF
         self.problem = ""  # why agents cannot reach the vault through us, when they cannot
+        self.peer: VerifiedBroker | None = None  # the broker we attached to, as verified
 
     @property
     def service(self) -> BrokerService | None:
@@ -87,19 +91,23 @@ class BrokerHost:
 
     async def _attach(self, path: str) -> None:
         try:
-            remote = await RemoteApprovalQueue.attach(path, self._vault.keys.data_key)
+            remote = await RemoteApprovalQueue.attach(path, self._vault.keys.data_key, self._vault.vault_id)
+        except OwnerChannelRefused as refused:
+            self.state = BrokerState.ELSEWHERE
+            self.problem = f"another process serves this vault's socket, and the app did not attach to it: {refused}"
+            return
         except (AegisError, OSError, ValueError) as error:
             self.state = BrokerState.ELSEWHERE
             self.problem = f"another broker serves this vault and did not take this app as its approver ({error})"
             return
         remote.subscribe(self._remote_changed)
-        self._remote, self.state, self.problem = remote, BrokerState.ATTACHED, ""
+        self._remote, self.state, self.problem, self.peer = remote, BrokerState.ATTACHED, "", remote.broker
 
     def _remote_changed(self) -> None:
         remote = self._remote
         if remote is not None and not remote.connected:
             # That broker stopped: serve the vault ourselves from now on (or attach to its successor).
-            self._remote, self.state = None, BrokerState.OFF
+            self._remote, self.state, self.peer = None, BrokerState.OFF, None
             remote.unsubscribe(self._remote_changed)
             self._restarting = asyncio.ensure_future(self._restart(remote))
         self._on_change()
@@ -124,7 +132,7 @@ class BrokerHost:
         async with self._turn:
             server, self._server = self._server, None
             remote, self._remote = self._remote, None
-            self.state = BrokerState.OFF
+            self.state, self.peer = BrokerState.OFF, None
             if remote is not None:
                 remote.unsubscribe(self._remote_changed)
                 await remote.close()  # its requests wait for another app, or their timeout

@@ -43,6 +43,7 @@ from aegis_tui.core.secret import Secret
 WAIT = 60.0  # generous: a loaded 2-core machine runs two of these files at once
 API_VALUE = b"sk_live_4eC39HqLyjWDarjtT1zdp7dc"
 DB_VALUE = b"postgres://app:Zx81-very-secret@db.internal/app"
+REVEAL = ("inject", "reveal")  # ``get`` returns the raw value: a grant must say it may
 
 
 @pytest.fixture
@@ -71,9 +72,10 @@ Starter = Callable[..., Awaitable[BrokerServer]]
 async def start_broker(made, runtime: Path) -> AsyncIterator[Starter]:  # type: ignore[no-untyped-def]
     servers: list[BrokerServer] = []
 
-    async def start(*, mode: str = APP, approval_timeout: float = 600.0, idle_timeout: float = 600.0) -> BrokerServer:
+    async def start(*, mode: str = APP, approval_timeout: float = 600.0, idle_timeout: float = 600.0,
+                    **limits: Any) -> BrokerServer:
         service = BrokerService(made.vault, mode=mode, approval_timeout=approval_timeout)
-        server = BrokerServer(service, str(made.path), idle_timeout=idle_timeout)
+        server = BrokerServer(service, str(made.path), idle_timeout=idle_timeout, **limits)
         await server.start()
         servers.append(server)
         return server
@@ -310,10 +312,10 @@ async def test_two_hundred_concurrent_clients_are_all_answered_and_audited(start
     for i in range(4):
         stock.add(f"svc-{i}", Secret(f"value-of-service-{i}-0123456789".encode()), context="acme/dev")
     Grants(made.vault).create(selector="tag:never", context="nowhere")  # an unrelated grant, never used
-    Grants(made.vault).create(credential=stock.find("api"))
+    Grants(made.vault).create(credential=stock.find("api"), rights=REVEAL)
     for i in range(4):
-        Grants(made.vault).create(credential=stock.find(f"svc-{i}"))
-    server = await start_broker()
+        Grants(made.vault).create(credential=stock.find(f"svc-{i}"), rights=REVEAL)
+    server = await start_broker(max_per_peer=256)  # all 200 come from this one test process
     first_seq = made.vault.audit.tail(1)[0].seq
     names = ["api"] + [f"svc-{i}" for i in range(4)]
     expected = {"api": API_VALUE, **{f"svc-{i}": f"value-of-service-{i}-0123456789".encode() for i in range(4)}}
@@ -395,7 +397,7 @@ async def test_a_peer_running_as_another_user_is_refused_and_audited(start_broke
 
 # -- refusals ---------------------------------------------------------------------------------------------------------
 async def test_a_revoked_credential_is_refused_with_a_clear_message_and_audited(start_broker, stock, made) -> None:
-    Grants(made.vault).create(credential=stock.find("api"))
+    Grants(made.vault).create(credential=stock.find("api"), rights=REVEAL)
     stock.set_status("api", Status.REVOKED)
     server = await start_broker()
     watch = PendingWatch(server)
@@ -410,7 +412,7 @@ async def test_a_revoked_credential_is_refused_with_a_clear_message_and_audited(
 
 async def test_an_expired_credential_is_refused_with_a_clear_message_and_audited(start_broker, stock, made) -> None:
     stock.edit("api", expires="2020-01-01")
-    Grants(made.vault).create(credential=stock.find("api"))
+    Grants(made.vault).create(credential=stock.find("api"), rights=REVEAL)
     server = await start_broker()
     answer = await call(server, "get", {"ref": "api"})
     assert error_of(answer) == ("refused", "credential 'api' expired on 2020-01-01; rotate it or ask the owner")
@@ -419,32 +421,33 @@ async def test_an_expired_credential_is_refused_with_a_clear_message_and_audited
 
 
 async def test_a_request_naming_an_expired_session_is_refused(start_broker, stock, made) -> None:
-    session = Sessions(made.vault).start("acme", 60)
-    Grants(made.vault).create(credential=stock.find("api"), session_id=session.id)
+    session, token = Sessions(made.vault).start("acme", 60)
+    Grants(made.vault).create(credential=stock.find("api"), session_id=session.id, rights=REVEAL)
     server = await start_broker()
-    served = hands_out(await call(server, "get", {"ref": "api"}, session=session.id), API_VALUE)
+    served = hands_out(await call(server, "get", {"ref": "api"}, session=token), API_VALUE)
     assert served
     made.clock.advance(61)
     for op, args in (("get", {"ref": "api"}), ("list", {}), ("session.list", {})):
-        answer = await call(server, op, args, session=session.id)
+        answer = await call(server, op, args, session=token)
         assert error_of(answer) == ("refused", f"agent session {session.id} has expired; ask the human to start a new one")
 
 
 async def test_a_request_naming_an_unknown_session_is_not_found(start_broker, stock) -> None:
     server = await start_broker()
-    answer = await call(server, "list", session="as_0123456789abcdef")
-    assert error_of(answer)[0] == "not_found"
+    for unknown in ("ast_" + "A" * 43, "as_0123456789abcdef"):  # a token nobody was given; a public id
+        answer = await call(server, "list", session=unknown)
+        assert error_of(answer)[0] == "not_found" and answer["error"]["exit"] == 4
 
 
 async def test_outside_its_sessions_context_a_credential_is_not_found_like_a_missing_one(start_broker, stock,
                                                                                           made) -> None:
-    session = Sessions(made.vault).start("acme/dev", 3600)
-    Grants(made.vault).create(credential=stock.find("prod-db"))  # a standing grant would cover it: still hidden
+    _, token = Sessions(made.vault).start("acme/dev", 3600)
+    Grants(made.vault).create(credential=stock.find("prod-db"), rights=REVEAL)  # a standing grant would cover it: still hidden
     server = await start_broker()
-    listed = await call(server, "list", session=session.id)
+    listed = await call(server, "list", session=token)
     assert [c["name"] for c in listed["result"]["credentials"]] == ["api"]
-    hidden = await call(server, "get", {"ref": "prod-db"}, session=session.id)
-    hidden_by_reference = await call(server, "get", {"ref": "aegis://acme/prod/prod-db"}, session=session.id)
+    hidden = await call(server, "get", {"ref": "prod-db"}, session=token)
+    hidden_by_reference = await call(server, "get", {"ref": "aegis://acme/prod/prod-db"}, session=token)
     stock.destroy("prod-db")
     missing = await call(server, "get", {"ref": "prod-db"})
     missing_by_reference = await call(server, "get", {"ref": "aegis://acme/prod/prod-db"})
@@ -534,12 +537,12 @@ async def test_no_answer_within_the_approval_timeout_is_denied(start_broker, sto
 
 
 async def test_a_session_approval_is_bound_to_the_session_and_its_lifetime(start_broker, stock, made) -> None:
-    session = Sessions(made.vault).start("acme", 600)
+    session, token = Sessions(made.vault).start("acme", 600)
     server = await start_broker()
     watch = PendingWatch(server)
     conn = await Conn.open(server)
     try:
-        await conn.send(encode_request(1, "get", {"ref": "api"}, session.id))
+        await conn.send(encode_request(1, "get", {"ref": "api"}, token))
         pending = await watch.one()
         assert pending.session is not None and pending.session.id == session.id
         server.service.approvals.decide(pending.id, Decision(True, ttl_seconds=86400))
@@ -548,11 +551,21 @@ async def test_a_session_approval_is_bound_to_the_session_and_its_lifetime(start
         await conn.close()
     grant = Grants(made.vault).get(answer["result"]["grant"])
     assert grant.session_id == session.id and grant.expires_at == session.expires_at  # never outlives its session
-    covered_now = hands_out(await call(server, "get", {"ref": "api"}, session=session.id), API_VALUE)
+    covered_now = hands_out(await call(server, "get", {"ref": "api"}, session=token), API_VALUE)
     assert covered_now
 
 
 # -- the masking stream ------------------------------------------------------------------------------------------------
+def masking_every_value(server: BrokerServer) -> None:
+    """Which values a stream masks is the service's choice (those handed to that ``run``,
+    and only to ``aegis-vault run`` itself: see tests/security/test_mask_oracle.py). The
+    transport is tested here: the stream masks whatever masker the service picks."""
+    from aegis_tui.core.redaction import Masker
+
+    masker = Masker.for_versions(Credentials(server.service.vault).values(active_only=True))
+    server.service.masker_for = lambda request, peer: masker  # type: ignore[method-assign]
+
+
 async def send_frame(conn: Conn, kind: bytes, payload: bytes = b"") -> None:
     await conn.send(STREAM_HEADER.pack(kind, len(payload)) + payload)
 
@@ -564,6 +577,7 @@ async def read_frame(conn: Conn) -> tuple[bytes, bytes]:
 
 async def test_the_masking_stream_never_returns_a_value_in_any_encoding_or_split(start_broker, stock) -> None:
     server = await start_broker()
+    masking_every_value(server)
     conn = await Conn.open(server)
     try:
         started = await conn.request("mask")
@@ -604,6 +618,7 @@ async def test_the_masking_stream_never_returns_a_value_in_any_encoding_or_split
 
 async def test_flush_shows_held_back_text_without_a_newline(start_broker, stock) -> None:
     server = await start_broker()
+    masking_every_value(server)
     conn = await Conn.open(server)
     try:
         assert (await conn.request("mask"))["ok"]
@@ -622,6 +637,7 @@ async def test_flush_shows_held_back_text_without_a_newline(start_broker, stock)
 
 async def test_an_unknown_stream_frame_ends_the_stream_without_echoing_anything(start_broker, stock) -> None:
     server = await start_broker()
+    masking_every_value(server)
     conn = await Conn.open(server)
     try:
         assert (await conn.request("mask"))["ok"]
