@@ -18,6 +18,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    from aegis_tui.cli import refused_undecodable
+
+    if refused_undecodable(args, "git-credential-aegis"):
+        return 2
     debug = "--debug" in args
     actions = [arg for arg in args if not arg.startswith("-")]
     if len(actions) != 1 or actions[0] not in ("get", "store", "erase"):

@@ -125,21 +125,26 @@ def test_a_grant_for_one_use_serves_once_then_the_next_get_waits_and_is_denied(o
     assert len(reads(owner, "gh")) == 1
 
 
-def test_grants_revoke_through_the_broker_takes_effect_at_once(owner, agent, expect_error):
+def test_the_owners_revoke_takes_effect_in_the_running_broker_at_once(owner, agent, expect_error):
     grant_id = grant(owner, "gh")
     assert_prints_value(agent("get", "gh"))
-    listed = json.loads(ok(agent("grants", "list", "--json")).out)
+    listed = json.loads(ok(owner("grants", "list", "--json")).out)
     assert [g["id"] for g in listed] == [grant_id]
-    revoked = ok(agent("grants", "revoke", grant_id, "--reason", "rotated away"))
+    revoked = ok(owner("grants", "revoke", grant_id, "--reason", "rotated away"))
     assert grant_id in revoked.err
     expect_error(agent("get", "gh"), 9, mentions=(NO_ANSWER,))
     revoke_entries = [e for e in audit_entries(owner.env) if e["operation"] == "grant.revoke"]
     assert len(revoke_entries) == 1 and revoke_entries[0]["detail"]["grant"] == grant_id
 
 
-def test_grants_add_never_goes_through_the_broker(agent, owner, expect_error):
+def test_a_keyless_process_outside_a_session_cannot_list_revoke_or_add_grants(agent, owner, expect_error):
+    grant_id = grant(owner, "gh")
+    for args in (("list",), ("revoke", grant_id)):
+        expect_error(agent("grants", *args), 3, mentions=("cannot unlock",))
+    assert json.loads(ok(owner("grants", "list", "--json")).out)[0]["state"] == "active"
+    ok(owner("grants", "revoke", grant_id))
     expect_error(agent("grants", "add", "gh"), 3)
-    assert json.loads(ok(owner("grants", "list", "--all", "--json")).out) == []
+    assert [g["id"] for g in json.loads(ok(owner("grants", "list", "--all", "--json")).out)] == [grant_id]
 
 
 def test_a_revoked_credential_is_refused_with_exit_8_even_under_a_grant(owner, agent, expect_error):
