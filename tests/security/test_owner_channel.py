@@ -377,8 +377,11 @@ def test_an_authenticated_frame_that_was_tampered_with_replayed_reordered_or_dro
         answer_raw = tool.line()
         answer = channel.open(answer_raw)
         assert answer["ok"] and answer["id"] == 10
-        if attack == "tampered":  # a decision flipped in flight: same seq, same MAC, other content
-            tool.send_line(channel.seal(hello(11)).replace(b'"id":11', b'"id":12'))
+        if attack == "tampered":  # a denial turned into an approval in flight: same seq, same MAC
+            deny = {"v": 1, "id": 11, "op": "approvals.decide", "args": {"id": 1, "allow": False}}
+            flipped = channel.seal(deny).replace(b'"allow":false', b'"allow":true')
+            assert b'"allow":true' in flipped
+            tool.send_line(flipped)
         elif attack == "replayed":
             tool.send_line(first)
         elif attack == "reordered":
@@ -396,6 +399,24 @@ def test_an_authenticated_frame_that_was_tampered_with_replayed_reordered_or_dro
         assert (aegis(world.agent_env, "list").returncode == 0)
     refused = [e for e in audit_entries(world.env) if e["operation"] == "approver.refused"]
     assert refused and refused[-1]["risk_level"] == "high"
+
+
+def test_over_the_channel_a_request_has_the_owners_authority_and_on_a_plain_connection_it_does_not(
+        world: World) -> None:
+    note = {"v": 1, "id": 20, "op": "audit.note", "args": {"text": "rotated the deploy key by hand"}}
+    with world.broker() as broker, owner(world, broker) as tool:
+        channel = tool.attach()
+        tool.send_line(channel.seal(note))
+        answer = channel.open(tool.line())
+        assert answer["ok"] is True and answer["id"] == 20, answer
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as plain:
+            plain.settimeout(WAIT)
+            plain.connect(broker.socket_path)
+            plain.sendall(json.dumps({**note, "id": 21}).encode() + b"\n")
+            refused = json.loads(plain.makefile("rb").readline())
+        assert refused["ok"] is False and refused["error"]["code"] == "refused"
+    notes = [e for e in audit_entries(world.env) if e["operation"] == "note"]
+    assert [n["detail"]["text"] for n in notes] == ["rotated the deploy key by hand"]
 
 
 def test_the_owner_side_refuses_a_frame_the_broker_did_not_send(world: World) -> None:

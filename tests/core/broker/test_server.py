@@ -345,6 +345,35 @@ async def test_two_hundred_concurrent_clients_are_all_answered_and_audited(start
     assert report.unsigned_tail == 0
 
 
+async def test_at_the_total_cap_the_longest_idle_connection_makes_room_and_busy_or_owner_ones_stay(
+        start_broker, stock, made) -> None:
+    from aegis_tui.core.broker.approver import RemoteApprovalQueue
+
+    server = await start_broker(mode=HEADLESS, max_connections=4)
+    approver = await RemoteApprovalQueue.attach(str(made.path), made.vault.keys.data_key, made.vault.vault_id)
+    watch = PendingWatch(server)
+    waiting, idle, newer = [await Conn.open(server) for _ in range(3)]
+    connections = [waiting, idle, newer]
+    try:
+        await waiting.send(encode_request(1, "get", {"ref": "api", "reason": "deploy"}, None))
+        pending = await watch.one()  # busy: it waits for a human
+        assert (await idle.request("hello"))["ok"]  # the oldest idle one
+        assert (await newer.request("hello"))["ok"]
+        fifth = await Conn.open(server)  # over the cap of 4 (the approver counts)
+        connections.append(fifth)
+        assert (await fifth.request("hello"))["ok"]
+        assert await idle.closed_by_peer()
+        assert (await newer.request("hello"))["ok"]
+        assert approver.connected
+        assert approver.decide(pending.id, Decision(True, uses=1))
+        served = hands_out(await waiting.reply(), API_VALUE)
+        assert served
+    finally:
+        for conn in connections:
+            await conn.close()
+        await approver.close()
+
+
 # -- another user ----------------------------------------------------------------------------------------------------
 STRANGER = r"""
 import socket, sys
