@@ -1,35 +1,45 @@
 """The broker: a cold `aegis-vault get` through it beside `pass show`, `run -- true`
-beside bare `true`, and requests per second with standing grants.
+beside bare `true`, what verifying the caller costs per request, and requests per
+second with standing grants.
 
 A headless broker (`aegis-vault serve`, environment-key slot) serves a throwaway vault
-holding one credential under a standing grant. The measured processes get no
-AEGIS_VAULT_KEY: every value comes from the broker, which audits each request (one
-signed, durable audit entry per `get`; concurrent requests share a commit).
+holding one credential under a standing grant (so no pop-up). The measured processes
+get no AEGIS_VAULT_KEY: every value comes from the broker, which audits each request
+(one signed, durable audit entry per `get`; concurrent requests share a commit).
 
-1. hyperfine, one run: `aegis-vault get NAME` (through the broker), `pass show NAME`
-   (a throwaway gpg key and store, as in get_cold.py), `python -c pass` (the floor).
-2. hyperfine, one run: `aegis-vault run -- true` beside `true` (the overhead of
-   injection + masking set-up + the audit report; no `--need`, so no grant lookup).
+1. ONE hyperfine run of five commands, so their ratios see the same load:
+   `aegis-vault get NAME` (through the broker, from a shell outside any session),
+   `pass show NAME` (a throwaway gpg key and store, as in get_cold.py), the venv's
+   `python -c pass` (the floor of any Python CLI), `aegis-vault run -- true` (through
+   the broker: masking streams and the audit report; no `--need`) and bare `true`.
+2. Verified provenance, in this process, median per call: `describe_process` (what the
+   broker reads from /proc about each caller, to the root) for a caller whose chain is
+   3 and 30 processes long, and the checks of an `inject` request from a real
+   `aegis-vault run` (`verify_run_client`, `verify_run_reporter`) when this version
+   has them.
 3. Broker throughput: client processes, each with several connections kept open,
    issue `get` requests as fast as the answers come back; requests/second over the
    whole run, every answer checked.
 
-Usage: .venv/bin/python bench/broker.py [--runs 40] [--clients 4] [--connections 8]
-       [--seconds 5] [--json FILE]
-Targets: get through the broker no slower than `pass show`; `run -- true` overhead
-<= 40 ms; >= 5,000 requests/s.
+Usage: .venv/bin/python bench/broker.py [--runs 40] [--warmup 5] [--calls 2000]
+       [--clients 4] [--connections 8] [--seconds 5] [--json FILE]
+Targets: get through the broker <= 1.0x `pass show` (medians, same run); `run -- true`
+overhead <= 30 ms (median); provenance <= 2 ms per request; >= 5,000 requests/s.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import multiprocessing
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 
 from common import (
     AEGIS,
@@ -47,15 +57,27 @@ from common import (
 )
 from get_cold import NAME, VALUE, setup_pass
 
-from aegis_tui.core.agents.grants import Grants
+from aegis_tui.core.agents.grants import INJECT, REVEAL, Grants
 from aegis_tui.core.broker.runtime import socket_path
 from aegis_tui.core.broker.wire import encode_request
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.secret import Secret
 
 VALUE_B64 = base64.b64encode(VALUE.encode())
-RUN_OVERHEAD_TARGET_S = 0.040
+GET_RATIO_TARGET = 1.0
+RUN_OVERHEAD_TARGET_S = 0.030
+PROVENANCE_TARGET_S = 0.002
 RPS_TARGET = 5000
+CHAIN_LENGTHS = (3, 30)
+
+# A chain of processes hanging from pid 1 (or from the nearest subreaper): `sh` levels
+# down to a leaf that writes its pid and becomes `sleep`. Each level waits for its child
+# (`exit $?` keeps the shell from replacing itself with it), so killing the leaf ends it.
+CHAIN_SCRIPT = """n=$1; out=$2
+if [ "$n" -gt 2 ]; then sh "$0" $((n - 1)) "$out"; exit $?; fi
+echo $$ > "$out.tmp" && mv "$out.tmp" "$out"
+exec sleep 600
+"""
 
 
 def wait_for_socket(path: str, timeout: float = 20.0) -> None:
@@ -129,10 +151,98 @@ def throughput(path: str, clients: int, connections: int, seconds: float) -> tup
     return answered / seconds, answered, failed
 
 
+@contextlib.contextmanager
+def process_chain(tmp: str, length: int) -> Iterator[int]:
+    """The pid of a process whose chain to the root is ``length`` long (when nothing
+    between it and pid 1 is a subreaper); the chain is ended afterwards."""
+    script = os.path.join(tmp, "chain.sh")
+    with open(script, "w", encoding="utf-8") as handle:
+        handle.write(CHAIN_SCRIPT)
+    out = os.path.join(tmp, f"chain-{length}.pid")
+    # The outer shell starts the chain in the background and exits: the chain's top
+    # is reparented, so the bench's own ancestors are not part of it.
+    subprocess.run(["sh", "-c", 'sh "$0" "$1" "$2" </dev/null >/dev/null 2>&1 &', script, str(length), out],
+                   check=True)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(out):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the process chain did not start")
+        time.sleep(0.01)
+    with open(out, encoding="utf-8") as handle:
+        leaf = int(handle.read())
+    try:
+        yield leaf
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(leaf, 15)
+
+
+def per_call(function: Callable[[], object], calls: int) -> tuple[float, float]:
+    """(median, p90) seconds per call over ``calls`` calls, after 50 to warm up."""
+    for _ in range(50):
+        function()
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.9)]
+
+
+def provenance(tmp: str, env: dict[str, str], calls: int) -> dict[str, dict[str, float]]:
+    """Median and p90 per call of what the broker verifies about a caller."""
+    from aegis_tui.core.broker.peer import describe_process
+
+    found: dict[str, dict[str, float]] = {}
+
+    def record(label: str, function: Callable[[], object]) -> None:
+        median, p90 = per_call(function, calls)
+        found[label] = {"median_s": median, "p90_s": p90}
+        print(f"  {label:<62} median {median * 1e6:7.1f} µs   p90 {p90 * 1e6:7.1f} µs")
+
+    uid = os.getuid()
+    print(f"verified provenance, in this process, {calls:,} calls each:")
+    for length in CHAIN_LENGTHS:
+        with process_chain(tmp, length) as leaf:
+            chain = describe_process(leaf, uid).chain
+            record(f"describe_process, chain of {len(chain)} (asked for {length})",
+                   lambda leaf=leaf: describe_process(leaf, uid))
+    try:
+        from aegis_tui.core.operations.provenance import verify_run_client, verify_run_reporter
+    except ImportError:
+        print("  (no verify_run_client in this version: inject checks not measured)")
+        return found
+    # A real `aegis-vault run` through the broker, kept alive by its command.
+    sleeper = shutil.which("sleep") or "/bin/sleep"
+    run = subprocess.Popen([AEGIS, "run", "--", "sleep", "30"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)  # started, connected and running its command
+        if run.poll() is not None:
+            print(f"  (aegis-vault run exited with {run.returncode}: inject checks not measured)")
+            return found
+        peer = describe_process(run.pid, uid)
+        record(f"describe_process of that `aegis-vault run` (chain of {len(peer.chain)})",
+               lambda: describe_process(run.pid, uid))
+        record("verify_run_client (inject: argv, program, interpreter)",
+               lambda: verify_run_client(peer, ["sleep", "30"], os.path.realpath(sleeper)))
+        record("verify_run_reporter (mask stream, run.report)", lambda: verify_run_reporter(peer))
+        total = found[f"describe_process of that `aegis-vault run` (chain of {len(peer.chain)})"]["median_s"] + \
+            found["verify_run_client (inject: argv, program, interpreter)"]["median_s"]
+        found["inject request: describe_process + verify_run_client"] = {"median_s": total, "p90_s": float("nan")}
+        print(f"  {'an inject request: describe_process + verify_run_client':<62} median {total * 1e6:7.1f} µs")
+    finally:
+        run.terminate()
+        run.wait(timeout=30)
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=2000, help="calls per provenance measurement")
     parser.add_argument("--clients", type=int, default=4, help="client processes for the throughput run")
     parser.add_argument("--connections", type=int, default=8, help="connections per client process")
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -145,7 +255,8 @@ def main() -> int:
         home = os.path.join(tmp, "aegis")
         vault, info = create_vault(home)
         credential = Credentials(vault).add(NAME, Secret(VALUE))
-        Grants(vault).create(credential=credential, reason="benchmark: a standing grant")
+        # A standing grant that lets the human's shell read it (get) and run inject it.
+        Grants(vault).create(credential=credential, reason="benchmark: a standing grant", rights=(INJECT, REVEAL))
         vault.close()
         pass_env = setup_pass(tmp)
         runtime = os.path.join(tmp, "runtime")
@@ -162,13 +273,17 @@ def main() -> int:
             got = subprocess.run([AEGIS, "get", NAME], env=env, capture_output=True, check=True).stdout
             assert got.decode() == VALUE, "get through the broker does not return the stored value"
 
-            get_results = hyperfine({"aegis": f"{AEGIS} get {NAME}", "pass": f"pass show {NAME}",
-                                     "python": f"{VENV_PYTHON} -c pass"}, env, args.runs, args.warmup,
-                                    os.path.join(tmp, "get.json"))
-            hyperfine_table(get_results)
-            run_results = hyperfine({"run": f"{AEGIS} run -- true", "true": "true"}, env, args.runs, args.warmup,
-                                    os.path.join(tmp, "run.json"))
-            hyperfine_table(run_results)
+            ran = subprocess.run([AEGIS, "run", "--", "true"], env=env, capture_output=True, check=False)
+            assert ran.returncode == 0, f"run -- true through the broker failed: {ran.stderr.decode()[-500:]}"
+
+            print("environment: AEGIS_VAULT_HOME=<tmp> XDG_RUNTIME_DIR=<tmp> GNUPGHOME=<tmp> "
+                  "PASSWORD_STORE_DIR=<tmp>, no AEGIS_VAULT_KEY, no AEGIS_SESSION")
+            results = hyperfine({"aegis": f"{AEGIS} get {NAME}", "pass": f"pass show {NAME}",
+                                 "python": f"{VENV_PYTHON} -c pass", "run": f"{AEGIS} run -- true", "true": "true"},
+                                env, args.runs, args.warmup, os.path.join(tmp, "hyperfine.json"))
+            hyperfine_table(results)
+            checks = provenance(tmp, env, args.calls)
+            print()
             print(f"throughput: {args.clients} client processes x {args.connections} connections, "
                   f"{args.seconds:.0f} s, one `get` in flight per connection")
             rps, answered, failed = throughput(path, args.clients, args.connections, args.seconds)
@@ -178,21 +293,32 @@ def main() -> int:
             if shutil.which("gpgconf"):
                 subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=pass_env, check=False)
 
-    medians = {key: r["median"] for key, r in {**get_results, **run_results}.items()}
-    get_ok = medians["aegis"] <= medians["pass"]
+    medians = {key: r["median"] for key, r in results.items()}
+    cpu = {key: r["user"] + r["system"] for key, r in results.items()}
+    get_ratio = ratio(medians["aegis"], medians["pass"])
+    get_ok = get_ratio <= GET_RATIO_TARGET
     overhead = medians["run"] - medians["true"]
     run_ok = overhead <= RUN_OVERHEAD_TARGET_S
+    worst = max((check["median_s"] for check in checks.values()), default=float("nan"))
+    provenance_ok = worst <= PROVENANCE_TARGET_S
     rps_ok = rps >= RPS_TARGET and failed == 0
-    print(f"ratio get-through-broker / pass show (medians): {ratio(medians['aegis'], medians['pass']):.2f}; "
-          f"/ python -c pass: {ratio(medians['aegis'], medians['python']):.2f}")
-    print(f"target: get through the broker no slower than pass show: {verdict(get_ok)} "
-          f"({medians['aegis'] * 1000:.1f} ms vs {medians['pass'] * 1000:.1f} ms)")
+    print(f"ratio get-through-broker / pass show (medians): {get_ratio:.2f}; "
+          f"/ python -c pass: {ratio(medians['aegis'], medians['python']):.2f}; "
+          f"python -c pass / pass show: {ratio(medians['python'], medians['pass']):.2f}")
+    print(f"CPU (user+sys, mean): get {cpu['aegis'] * 1000:.1f} ms, pass show {cpu['pass'] * 1000:.1f} ms, "
+          f"python -c pass {cpu['python'] * 1000:.1f} ms, run -- true {cpu['run'] * 1000:.1f} ms")
+    print(f"target: get through the broker <= {GET_RATIO_TARGET:.1f}x pass show: {verdict(get_ok)} "
+          f"({medians['aegis'] * 1000:.1f} ms vs {medians['pass'] * 1000:.1f} ms: {get_ratio:.2f}x)")
     print(f"target: run -- true overhead <= {RUN_OVERHEAD_TARGET_S * 1000:.0f} ms: {verdict(run_ok)} "
           f"({overhead * 1000:.1f} ms: {medians['run'] * 1000:.1f} ms vs {medians['true'] * 1000:.1f} ms)")
+    print(f"target: verified provenance <= {PROVENANCE_TARGET_S * 1000:.0f} ms per request: {verdict(provenance_ok)} "
+          f"(largest median {worst * 1e6:.0f} µs)")
     print(f"target: >= {RPS_TARGET:,} requests/s: {verdict(rps_ok)} ({rps:,.0f}/s; {answered:,} answered, "
           f"{failed} wrong)")
-    write_json(args.json_file, {"medians_s": medians, "run_overhead_s": overhead, "requests_per_second": rps,
-                                "targets": {"get <= pass show": get_ok, "run overhead <= 40 ms": run_ok,
+    write_json(args.json_file, {"medians_s": medians, "cpu_mean_s": cpu, "get_ratio_to_pass": get_ratio,
+                                "run_overhead_s": overhead, "provenance": checks, "requests_per_second": rps,
+                                "targets": {"get <= 1.0x pass show": get_ok, "run overhead <= 30 ms": run_ok,
+                                            "provenance <= 2 ms per request": provenance_ok,
                                             "requests/s >= 5000": rps_ok}})
     return 0
 

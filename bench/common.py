@@ -291,8 +291,13 @@ def machine_facts() -> dict[str, str]:
         [VENV_PYTHON, "-c", "import sqlite3; print(sqlite3.sqlite_version)"],
         capture_output=True, text=True, check=False,
     ).stdout.strip()
+    commit = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h"], capture_output=True, text=True,
+                            check=False).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--", "aegis_tui"],
+                           capture_output=True, text=True, check=False).stdout.strip()
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit + (" + uncommitted changes in aegis_tui" if dirty else ""),
         "nproc": str(os.cpu_count()),
         "cpu": cpu,
         "python": platform.python_version(),

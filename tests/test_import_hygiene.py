@@ -113,7 +113,7 @@ def broker_serving(get_through_env_key):  # type: ignore[no-untyped-def]
     yields the environment of an agent that has no vault key."""
     runtime = Path(tempfile.mkdtemp(prefix="aeg-", dir="/tmp"))  # socket paths are limited to 108 bytes
     cli = get_through_env_key
-    granted = cli("grants", "add", "api")
+    granted = cli("grants", "add", "api", "--reveal")
     assert granted.returncode == 0, granted.err
     env = {**cli.env, "XDG_RUNTIME_DIR": str(runtime)}
     broker = subprocess.Popen([sys.executable, "-m", "aegis_tui", "serve"], env=env, stderr=subprocess.PIPE)
@@ -177,7 +177,18 @@ def test_the_probe_does_see_the_heavy_modules_of_the_long_way(get_through_env_ke
     assert {"aegis_tui.core.vault", "cryptography", "argparse", "sqlite3"} <= set(loaded)
 
 
+def imported_by(args: list[str], env: dict[str, str]) -> set[str]:
+    """Every module ``python -m aegis_tui ARGS`` imports, from ``-X importtime``: a run
+    must really be ``aegis-vault run`` (the broker injects only into one, checking its
+    command line in /proc), so no probe code can be slipped in with ``-c``."""
+    proc = subprocess.run([sys.executable, "-Ximporttime", "-m", "aegis_tui", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+
+
 def test_run_through_a_broker_imports_neither_the_vault_nor_cryptography(broker_serving):
-    code = "from aegis_tui.cli import main\nassert main(['run', '--need', 'api', '--', 'true']) == 0\n"
-    heavy = ("aegis_tui.core.vault", "cryptography", "sqlite3", "asyncio", "keyring", *UI_TOOLKITS)
-    assert loaded_after(code, heavy, env=broker_serving) == []
+    heavy = {"aegis_tui.core.vault", "cryptography", "sqlite3", "asyncio", "keyring", *UI_TOOLKITS}
+    loaded = imported_by(["run", "--need", "api", "--", "true"], broker_serving)
+    assert "aegis_tui.core.broker.client" in loaded  # it did go through the broker
+    assert loaded & heavy == set()

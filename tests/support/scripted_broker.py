@@ -66,4 +66,12 @@ class ScriptedBroker:
                     pass
 
     def close(self) -> None:
+        """Stop listening, leaving the socket file behind (as a broker that died does).
+        ``shutdown`` first: a bare ``close`` would not wake the thread blocked in
+        ``accept``, which would go on accepting on the closed socket's file."""
+        try:
+            self._server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._server.close()
+        self._thread.join(timeout=10)
