@@ -43,10 +43,7 @@ def _needs(args: argparse.Namespace) -> tuple[dict[str, str], list[Need], Projec
 
 
 def run(args: argparse.Namespace) -> int:
-    from aegis_tui.core.hardening import protect_process
     from aegis_tui.core.run.child import exit_status, find_program, run_child, should_use_pty
-
-    protect_process()  # it will hold values: unreadable to the user's other processes, no core
 
     command = _command(args.command)
     plain, needs, project = _needs(args)
@@ -55,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     program = find_program(command[0], env)
     access = open_agent_access(args)
     try:
+        access.hold_values()  # from here on it holds values: unreadable to the user's other processes, no core
         used: list[str] = []
         for need in needs:
             # A project file's references resolve inside its context: one planted with

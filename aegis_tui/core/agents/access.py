@@ -97,6 +97,13 @@ class AgentAccess:
     def note(self, text: str) -> None:
         self.call("audit.note", {"text": text})
 
+    def hold_values(self) -> None:
+        """Make this process unreadable to the user's other processes before it receives
+        a value (``core.hardening``)."""
+        from aegis_tui.core.hardening import protect_process
+
+        protect_process()
+
     def output_filters(self) -> OutputFilterFactory:
         """Maskers for a child's output channels; ``masked_hits`` sums them afterwards."""
         raise NotImplementedError
@@ -131,6 +138,13 @@ class BrokerAccess(AgentAccess):
         from aegis_tui.core.broker.client import APPROVAL_WAIT_SECONDS, CALL_TIMEOUT
 
         return dict(self._client.call(op, args or {}, timeout=APPROVAL_WAIT_SECONDS if waits else CALL_TIMEOUT))
+
+    def hold_values(self) -> None:
+        """The broker reads what this process is from ``/proc`` when it connects; once it
+        has answered (so it has), this process hides itself, and the broker keeps what it
+        read for this process's later connections."""
+        self.call("hello")
+        super().hold_values()
 
     def report_run(self, command: str, credentials: list[str], duration: float, exit_code: int | None,
                    signal: int | None, masked: dict[str, int]) -> None:

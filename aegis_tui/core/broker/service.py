@@ -56,6 +56,7 @@ class BrokerService:
         self._batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._given: OrderedDict[tuple[int, int], set[str]] = OrderedDict()
         self._mask_opens: dict[tuple[int, int], list[float]] = {}
+        self._described: OrderedDict[tuple[int, int], PeerInfo] = OrderedDict()
         self.last_lifecycle: TickReport | None = None
         self._usage: UsageIndex | None = None
 
@@ -129,7 +130,24 @@ class BrokerService:
                authority: frozenset[Authority] = frozenset()) -> Caller:
         if not self.vault.is_unlocked:
             raise UnlockError("the vault is locked; unlock it in the aegis-vault app")
-        return resolve_caller(self, peer, request.session, authority, hang_up)
+        return resolve_caller(self, self._as_first_seen(peer), request.session, authority, hang_up)
+
+    def _as_first_seen(self, peer: PeerInfo) -> PeerInfo:
+        """A process that holds values makes itself undumpable after its first request,
+        and the kernel then hides its executable and folder from us as from anyone: the
+        later connections of the same process (pid and start time) are taken to be what
+        it was when it could still be read. It cannot have become something else since:
+        running another program would have made it readable again."""
+        if not peer.ancestry:
+            return peer
+        key = peer.ancestry[0]
+        if peer.exe != "?":
+            self._described[key] = peer
+            self._described.move_to_end(key)
+            while len(self._described) > _GIVEN_PROCESSES:
+                self._described.popitem(last=False)
+            return peer
+        return self._described.get(key, peer)
 
     async def handle(self, request: Request, peer: PeerInfo,
                      hang_up: Callable[[], asyncio.Future[None]] | None = None, *,
@@ -147,13 +165,13 @@ class BrokerService:
         from aegis_tui.core.redaction import Masker
 
         caller = self.caller(request, peer)
-        verify_run_reporter(peer)
+        verify_run_reporter(caller.peer)
         key = caller.process_key
         now = time.monotonic()
         recent = [t for t in self._mask_opens.get(key, []) if now - t < 60.0]
         if len(recent) >= MASK_STREAMS_PER_MINUTE:
             self.vault.audit.append("mask.refused", caller.actor, risk=Risk.HIGH, target="mask",
-                                    detail={"reason": "too many masking streams", "peer": peer.to_dict()})
+                                    detail={"reason": "too many masking streams", "peer": caller.peer.to_dict()})
             raise RefusedError("too many masking streams from this process; wait a minute")
         self._mask_opens[key] = [*recent, now]
         if len(self._mask_opens) > _GIVEN_PROCESSES:
