@@ -306,6 +306,78 @@ async def test_the_app_attaches_to_the_genuine_broker_shows_it_verified_and_answ
     assert peer["pid"] == os.getpid() and peer["cmdline"] and peer["exe"]
 
 
+# -- as an ordinary user: both sides hide their memory -------------------------------------------------------------
+def unprivileged(argv: list[str]) -> list[str]:
+    """``argv`` as this user without any capability: under root (CI) that is uid 0 with
+    every capability dropped, which the kernel treats as an ordinary user (see
+    tests/security/test_process_memory.py). Root with CAP_SYS_PTRACE reads anything."""
+    if os.geteuid() != 0:
+        return argv
+    return ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--", *argv]
+
+
+class UnprivilegedBroker(Broker):
+    """``aegis-vault serve`` without capabilities: it makes itself non-dumpable, so another
+    process of the user can no longer read its ``/proc/PID/exe`` (only its command line)."""
+
+    def start(self) -> UnprivilegedBroker:
+        from tests.support.broker import socket_answers, wait_until
+
+        argv = [sys.executable, "-m", "aegis_tui", "serve", "--approval-timeout", "10s"]
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(unprivileged(argv), env=self.env, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=log, start_new_session=True)
+
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"serve exited with {self.proc.returncode}: {self.log_text()}")
+            found = self.sockets()
+            return len(found) == 1 and socket_answers(found[0])
+
+        wait_until(ready, "the broker to answer on its socket")
+        return self
+
+
+APP_SIDE = r"""
+import asyncio, json, os, sys
+from aegis_tui.core.hardening import protect_process
+from aegis_tui.core.vault import Vault
+from aegis_tui.tui.broker_host import BrokerHost
+
+protect_process()  # as the app does first thing
+
+async def main():
+    vault = Vault.open(sys.argv[1])
+    vault.unlock_with_env_key(sys.argv[2])
+    host = BrokerHost(vault, approval_timeout=10.0, on_change=lambda: None)
+    await host.start()
+    peer = host.peer
+    print(json.dumps({"state": str(host.state), "problem": host.problem,
+                      "peer": None if peer is None else {"pid": peer.pid, "exe": peer.exe,
+                                                         "cmdline": list(peer.cmdline)}}))
+    await host.stop()
+    vault.close()
+
+asyncio.run(main())
+"""
+
+
+def test_an_app_of_an_ordinary_user_attaches_to_a_broker_that_hides_its_memory(world: World) -> None:
+    script = world.root / "app_side.py"
+    script.write_text(APP_SIDE)
+    env = {k: v for k, v in world.env.items() if k != "AEGIS_VAULT_KEY"}
+    with UnprivilegedBroker(world.env, world.root / "serve.log") as broker:
+        result = subprocess.run(unprivileged([sys.executable, str(script), str(world.vault_path), KEY]), env=env,
+                                capture_output=True, timeout=WAIT, cwd=world.root, start_new_session=True)
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        seen = json.loads(result.stdout.decode().splitlines()[-1])
+    assert seen["state"] == "attached", seen["problem"]
+    assert seen["peer"]["pid"] == broker.proc.pid
+    assert seen["peer"]["cmdline"][1:4] == ["-m", "aegis_tui", "serve"]
+    [attach] = [e for e in audit_entries(world.env) if e["operation"] == "approver.attach"]
+    assert attach["detail"]["peer"]["cmdline"][1] == str(script)
+
+
 # -- the authenticated channel, frame by frame ---------------------------------------------------------------------
 class Owner:
     """An owner tool speaking the channel by hand (it holds the key), to send bad frames."""

@@ -20,10 +20,14 @@ Handshake (ordinary protocol lines, ``wire``):
    listens on, and ``proof = HMAC(K_auth, "aegis-owner/v1 broker" || T)``.
 3. The owner checks, in order, and refuses to go on (saying why) unless: the pid of
    its peer (SO_PEERCRED) is the pid in the broker's lock file; ``/proc/PID/exe`` is
-   the interpreter this process runs (``realpath(sys.executable)``) and its command
-   line runs aegis-vault (``-m aegis_tui``, or the ``aegis-vault`` script beside that
-   interpreter; or it is this very process); the proof is right; ``P`` is that same
-   pid; and ``I`` is the inode of the socket file at the path it connected to.
+   the interpreter this process runs (``realpath(sys.executable)``; the broker hides
+   its ``exe`` from other processes, so then the absolute interpreter path its argv
+   starts with) and its command line runs aegis-vault (``-m aegis_tui``, or the
+   ``aegis-vault`` script beside that interpreter; or it is this very process); the
+   proof is right; ``P`` is that same pid; and ``I`` is the inode of the socket file at
+   the path it connected to. Only the proof and the pids are what a relay cannot get
+   past: ``/proc`` is the user's to fake (a relay can be a ``python -m aegis_tui``), so
+   those checks only make a refusal say plainly what is on the other end.
 4. owner → broker: ``owner.prove`` ``{"proof": HMAC(K_auth, "aegis-owner/v1 owner" || T)}``.
 5. broker → owner: the first authenticated frame, ``{"ok": true, "result":
    {"attached": true, "timeout": ..., "broker": {"pid": P}}}``; on a wrong proof a plain
@@ -233,11 +237,18 @@ def process_cmdline(pid: int) -> tuple[str, ...]:
     return tuple(part.decode("utf-8", errors="replace") for part in raw.split(b"\0")[:-1])
 
 
-def process_exe(pid: int) -> str:
+def process_exe(pid: int, cmdline: tuple[str, ...] = ()) -> str:
+    """The executable ``pid`` runs. A process that made itself non-dumpable (the broker
+    does, see ``core.hardening``) hides ``/proc/PID/exe`` from the user's other processes;
+    then the interpreter path its argv starts with, when absolute (how the kernel starts
+    the ``aegis-vault`` script), else ``"?"``."""
     try:
         return os.path.realpath(f"/proc/{pid}/exe", strict=True)
     except OSError:
-        return "?"
+        pass
+    if cmdline and os.path.isabs(cmdline[0]):
+        return os.path.realpath(cmdline[0])
+    return "?"
 
 
 def _shown(text: str, limit: int = 200) -> str:
@@ -303,8 +314,8 @@ class OwnerHandshake:
         """Refuse (``OwnerChannelRefused``, saying why) unless the answer comes from the
         broker named in the lock file, running this aegis-vault, holding this vault's key."""
         peer_pid = peer_credentials(sock)[0]
-        exe = process_exe(peer_pid)
         cmdline = process_cmdline(peer_pid)
+        exe = process_exe(peer_pid, cmdline)
         shown = f"pid {peer_pid}: {_shown(' '.join(cmdline) or exe)}"
         locked = lock_file_pid(self._vault_path)
         if locked != peer_pid:
@@ -312,7 +323,7 @@ class OwnerHandshake:
             raise OwnerChannelRefused(f"the process behind the broker's socket ({shown}) is not the broker named "
                                       f"in the lock file ({named})")
         ours = os.path.realpath(sys.executable)
-        if exe != ours:
+        if exe not in (ours, "?"):  # "?": hidden, and started by a bare name; the proof below decides
             raise OwnerChannelRefused(f"the process behind the broker's socket ({shown}) runs {_shown(exe)}, not "
                                       f"this aegis-vault's interpreter {_shown(ours)}: it is not the broker")
         try:
