@@ -92,7 +92,8 @@ class AegisApp(App[None]):
             return "broker ○ off", "$text-muted"
         waiting = len(self._waiting())
         peer = self._broker.peer  # verified: the lock file's broker, this aegis-vault, this vault's key
-        verified = f" to pid {peer.pid} ({os.path.basename(peer.exe)})" if peer is not None else ""
+        verified = "" if peer is None else f" to pid {peer.pid}" + (
+            f" ({os.path.basename(peer.exe)})" if peer.exe != "?" else "")
         return (f"broker ● {state}{verified}" + (f" · {waiting} pending" if waiting else ""),
                 "bold $warning" if waiting else "$success")
 
