@@ -25,9 +25,10 @@ Handshake (ordinary protocol lines, ``wire``):
    starts with) and its command line runs aegis-vault (``-m aegis_tui``, or the
    ``aegis-vault`` script beside that interpreter; or it is this very process); the
    proof is right; ``P`` is that same pid; and ``I`` is the inode of the socket file at
-   the path it connected to. Only the proof and the pids are what a relay cannot get
-   past: ``/proc`` is the user's to fake (a relay can be a ``python -m aegis_tui``), so
-   those checks only make a refusal say plainly what is on the other end.
+   the path it connected to. What a relay cannot get past is the proof, with the pid it
+   names checked against SO_PEERCRED: the lock file and ``/proc`` are the user's to fake
+   (a relay can rewrite one and be a ``python -m aegis_tui``), so those checks mostly
+   make a refusal say plainly what is on the other end.
 4. owner → broker: ``owner.prove`` ``{"proof": HMAC(K_auth, "aegis-owner/v1 owner" || T)}``.
 5. broker → owner: the first authenticated frame, ``{"ok": true, "result":
    {"attached": true, "timeout": ..., "broker": {"pid": P}}}``; on a wrong proof a plain
