@@ -71,8 +71,8 @@ class World:
     def agent_env(self) -> dict[str, str]:
         return without_key(self.env)
 
-    def broker(self) -> Broker:
-        return Broker(self.env, self.root / "serve.log", approval_timeout="10s")
+    def broker(self, approval_timeout: str = "10s") -> Broker:
+        return Broker(self.env, self.root / "serve.log", approval_timeout=approval_timeout)
 
     def open_vault(self) -> Vault:
         vault = Vault.open(self.vault_path)
@@ -245,7 +245,7 @@ async def test_a_relay_in_place_of_the_brokers_socket_cannot_get_its_own_request
                                                                                          how: str) -> None:
     from aegis_tui.tui.broker_host import BrokerState
 
-    with world.broker() as broker:
+    with world.broker(approval_timeout="3s") as broker:  # long enough for a relay's instant approval
         relay = Relay(world, broker, how)
         try:
             host, vault = await attach_app(world)
