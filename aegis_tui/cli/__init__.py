@@ -81,6 +81,15 @@ def _dispatch(args_list: list[str]) -> int:
         code = get_through_broker(args_list[1])
         if code is not None:
             return code
+    from aegis_tui.core.paths import take_env_key
+
+    take_env_key()  # nothing this command starts (git, hooks, the child of run) inherits the key
+    if args_list[:1] == ["run"]:
+        quick = quick_run_args(args_list)
+        if quick is not None:
+            from aegis_tui.cli.commands.run import run
+
+            return int(run(quick) or 0)  # type: ignore[arg-type]
     from importlib import import_module
 
     from aegis_tui.cli.parser import build_parser
@@ -88,6 +97,51 @@ def _dispatch(args_list: list[str]) -> int:
     args = build_parser(args_list).parse_args(args_list)
     module_name, function_name = args.handler.split(":")
     return int(getattr(import_module(module_name), function_name)(args) or 0)
+
+
+class Arguments:
+    """What ``argparse.Namespace`` is to a handler (attributes), without argparse."""
+
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"Arguments({self.__dict__!r})"
+
+
+_RUN_OPTIONS = {"--need": "need", "--reason": "reason", "--env-file": "env_file"}
+
+
+def quick_run_args(args_list: list[str]) -> Arguments | None:
+    """``run [--need NAME]... [--reason TEXT] [--env-file FILE] -- COMMAND...`` read
+    without the parser, as the parser reads it (a test compares them on many argvs);
+    ``None`` for anything else, which the parser then reads (and explains).
+
+    ``run`` wraps every command an agent runs, so it is the other hot path: argparse,
+    with ``re``, ``gettext`` and ``locale``, and building the grammar of every command,
+    cost ~9 ms of a ~40 ms ``run -- true`` (docs/benchmarks.md)."""
+    values: dict[str, object] = {"debug": False, "passphrase_fd": None, "recovery": False,
+                                 "handler": "aegis_tui.cli.commands.run:run", "need": [], "env_file": None,
+                                 "reason": ""}
+    index = 1
+    while index < len(args_list) and args_list[index] != "--":
+        option, equals, value = args_list[index].partition("=")
+        if option not in _RUN_OPTIONS:
+            return None
+        if not equals:
+            index += 1
+            if index >= len(args_list) or args_list[index].startswith("-"):
+                return None
+            value = args_list[index]
+        if option == "--need":
+            values["need"].append(value)  # type: ignore[attr-defined]
+        else:
+            values[_RUN_OPTIONS[option]] = value
+        index += 1
+    if index + 1 >= len(args_list):
+        return None  # no command: the parser's message, and run's
+    values["command"] = args_list[index:]
+    return Arguments(**values)
 
 
 def _report(error: Exception) -> int:

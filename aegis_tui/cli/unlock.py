@@ -15,11 +15,10 @@ serves a second unlock in the same process (``session exec`` ends its session th
 from __future__ import annotations
 
 import argparse
-import os
 
 from aegis_tui.cli.terminal import err, has_terminal, prompt_hidden, read_fd_line
 from aegis_tui.core.errors import UnlockError
-from aegis_tui.core.paths import ENV_KEY_VARIABLE, vault_path
+from aegis_tui.core.paths import ENV_KEY_VARIABLE, take_env_key, vault_path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -33,18 +32,6 @@ def open_vault() -> Vault:
 
     return Vault.open(vault_path())
 
-
-_taken_env_key: str | None = None
-
-
-def take_env_key() -> str | None:
-    """``AEGIS_VAULT_KEY``, taken out of the environment (``os.environ.pop`` unsets it for
-    children too) and kept in this process only."""
-    global _taken_env_key
-    found = os.environ.pop(ENV_KEY_VARIABLE, None)
-    if found is not None:
-        _taken_env_key = found
-    return _taken_env_key
 
 
 def unlock(vault: Vault, args: argparse.Namespace, *, prompt: bool = True) -> bool:

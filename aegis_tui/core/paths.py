@@ -19,6 +19,18 @@ from aegis_tui.core.errors import VaultFileError
 VAULT_FILENAME = "vault.db"
 SQLITE_COMPANIONS = ("-wal", "-shm")
 ENV_KEY_VARIABLE = "AEGIS_VAULT_KEY"  # an environment-slot key: read by slots, kept from run's children
+_taken_env_key: str | None = None
+
+
+def take_env_key() -> str | None:
+    """``AEGIS_VAULT_KEY``, taken out of the environment (``os.environ.pop`` unsets it for
+    children too) and kept in this process only: whatever a command starts afterwards
+    (git for a scan, a hook, the app's editor) never inherits it."""
+    global _taken_env_key
+    found = os.environ.pop(ENV_KEY_VARIABLE, None)
+    if found is not None:
+        _taken_env_key = found
+    return _taken_env_key
 
 
 def vault_home(environ: dict[str, str] | None = None) -> str:

@@ -9,7 +9,8 @@ from collections import Counter
 
 from aegis_tui.cli.render import emit, emit_json, table, timestamp
 from aegis_tui.cli.terminal import err, prompt_new_secret, read_stdin_secret
-from aegis_tui.cli.unlock import open_unlocked, open_vault, take_env_key, unlock
+from aegis_tui.cli.unlock import open_unlocked, open_vault, unlock
+from aegis_tui.core.paths import take_env_key
 from aegis_tui.core.crypto import KdfParams, calibrate_kdf, new_kdf_params
 from aegis_tui.core.errors import UsageError
 from aegis_tui.core.paths import vault_path
@@ -44,7 +45,7 @@ def init(args: argparse.Namespace) -> int:
     from aegis_tui.core.vault import Vault
 
     path = vault_path()
-    env_key = os.environ.get(ENV_KEY_VARIABLE) or None
+    env_key = take_env_key() or None
     if env_key is not None:
         env_slot_key(env_key)  # validate before anything is created
     if args.no_passphrase and args.passphrase_stdin:

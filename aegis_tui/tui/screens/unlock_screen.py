@@ -8,7 +8,6 @@ line and an empty input; the vault audits the failure.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, cast
 
 from textual import work
@@ -20,6 +19,7 @@ from textual.widgets import Footer, Input, LoadingIndicator, Static
 
 from aegis_tui.core.errors import AegisError
 from aegis_tui.core.secret import Secret
+from aegis_tui.core.paths import take_env_key
 from aegis_tui.core.slots import ENV_KEY_VARIABLE, SlotKind
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class UnlockScreen(Screen[None]):
         if self._message:
             self._say(self._message, "$warning")
         vault = self.aegis.vault
-        if os.environ.get(ENV_KEY_VARIABLE) and vault.has_slot(SlotKind.ENV):
+        if take_env_key() and vault.has_slot(SlotKind.ENV):
             self._unlock("env", None)
         elif vault.has_slot(SlotKind.KEYRING):
             self._unlock("keyring", None)
@@ -96,7 +96,7 @@ class UnlockScreen(Screen[None]):
             elif method == "keyring":
                 vault.unlock_with_keyring()
             else:
-                vault.unlock_with_env_key(os.environ[ENV_KEY_VARIABLE])
+                vault.unlock_with_env_key(take_env_key() or "")
         except AegisError as error:
             self.app.call_from_thread(self._failed, method, str(error))
             return
