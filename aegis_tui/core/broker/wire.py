@@ -122,7 +122,12 @@ def encode_result(request_id: int | str | None, result: dict[str, Any]) -> bytes
 
 
 def error_code(error: AegisError) -> str:
-    name = type(error).__name__.removesuffix("Error") or "Aegis"
+    """The error's class as the client knows it: the nearest one of ``core.errors`` (a
+    refinement defined elsewhere travels as the class it refines)."""
+    from aegis_tui.core import errors as core_errors
+
+    known = next(cls for cls in type(error).__mro__ if getattr(core_errors, cls.__name__, None) is cls)
+    name = known.__name__.removesuffix("Error") or "Aegis"
     return "".join("_" + ch.lower() if ch.isupper() else ch for ch in name).lstrip("_")
 
 
