@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from aegis_tui.core.agents.grants import GRANT_KIND, Grant
-from aegis_tui.core.agents.records import SealedRecords
+from aegis_tui.core.store.records import SealedRecords
 from aegis_tui.core.agents.sessions import SESSION_KIND, AgentSession
 from aegis_tui.core.broker.approvals import PendingRequest, literal
 from aegis_tui.core.broker.peer import PeerInfo, ProcessInfo

@@ -9,7 +9,7 @@ pytest tests/tui/test_incident_snapshots.py --snapshot-update
 
 from __future__ import annotations
 
-from aegis_tui.core.agents.records import SealedRecords
+from aegis_tui.core.store.records import SealedRecords
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.lifecycle.incidents import INCIDENT_KIND, Incident, Step
 from aegis_tui.core.vault import Vault
