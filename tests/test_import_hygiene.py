@@ -131,7 +131,7 @@ def broker_serving(get_through_env_key):  # type: ignore[no-untyped-def]
 FAST_GET_MAY_LOAD = {"aegis_tui", "aegis_tui.cli", "aegis_tui.cli.fast_get", "_socket", "_json", "binascii"}
 HEAVY_FOR_GET = ("aegis_tui.core.vault", "cryptography", "argparse", "typing", "sqlite3", "keyring", "socket", "json",
                  "re", "enum", "base64", "struct", "importlib.metadata", "aegis_tui.core.errors",
-                 "aegis_tui.core.agents.access", "aegis_tui.core.broker.client", *UI_TOOLKITS)
+                 "aegis_tui.core.access", "aegis_tui.core.broker.client", *UI_TOOLKITS)
 
 
 def test_a_get_through_a_broker_imports_neither_the_vault_nor_cryptography_nor_argparse(broker_serving):

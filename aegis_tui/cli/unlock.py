@@ -104,6 +104,6 @@ def open_unlocked(args: argparse.Namespace) -> Vault:
 def open_agent_access(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The running broker if there is one (no key derivation, grants and approvals
     apply), else this process unlocks the vault itself."""
-    from aegis_tui.core.agents.access import open_access
+    from aegis_tui.core.access import open_access
 
     return open_access(vault_path(), lambda: open_unlocked(args))

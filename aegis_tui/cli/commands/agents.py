@@ -65,7 +65,7 @@ def _management_access(args: argparse.Namespace):  # type: ignore[no-untyped-def
     """Inside an agent session: the session's own view (through the broker if one runs).
     Outside: the owner's, which means unlocking the vault here: through the broker a
     process outside any session has proved nothing, and sees no one's sessions or grants."""
-    from aegis_tui.core.agents.access import LocalAccess
+    from aegis_tui.core.access import LocalAccess
 
     if os.environ.get("AEGIS_SESSION"):
         return open_agent_access(args)
@@ -243,7 +243,7 @@ def grants_add(args: argparse.Namespace) -> int:
     agent must not be able to grant itself access."""
     import shlex
 
-    from aegis_tui.core.agents.access import LocalAccess
+    from aegis_tui.core.access import LocalAccess
 
     selector = f"service:{args.service}" if args.service else f"tag:{args.tag}" if args.tag else ""
     if bool(args.reference) == bool(selector):

@@ -78,7 +78,7 @@ def export(args: argparse.Namespace) -> int:
 def note(args: argparse.Namespace) -> int:
     """The owner's own entry (a change made outside aegis-vault, a reason): an operation
     only someone who unlocked the vault may perform, so agents cannot write the log."""
-    from aegis_tui.core.agents.access import LocalAccess
+    from aegis_tui.core.access import LocalAccess
 
     access = LocalAccess(open_unlocked(args))
     try:

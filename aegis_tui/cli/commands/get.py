@@ -21,7 +21,7 @@ def get(args: argparse.Namespace) -> int:
     if args.value_version is not None:
         name, value, status = _old_version(args)
     else:
-        from aegis_tui.core.agents.access import open_access
+        from aegis_tui.core.access import open_access
         from aegis_tui.core.paths import vault_path
 
         access = open_access(vault_path(), lambda: _unlocked(args))

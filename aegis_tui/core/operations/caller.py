@@ -115,7 +115,7 @@ def session_of_this_process(vault: Vault) -> AgentSession | None:
     itself: found exactly as the broker finds a caller's (``resolve_caller``)."""
     import os
 
-    from aegis_tui.core.agents.local_host import LocalHost
+    from aegis_tui.core.operations.local_host import LocalHost
     from aegis_tui.core.broker.peer import describe_process
 
     return resolve_caller(LocalHost(vault), describe_process(os.getpid(), os.getuid()),

@@ -2,7 +2,7 @@
 arguments it takes, the authority it needs and the function that performs it.
 
 The broker (``core/broker``) and the in-process path of a command that unlocked the
-vault itself (``core/agents/access``) both look operations up here, so their rules
+vault itself (``core/access``) both look operations up here, so their rules
 cannot drift apart, and a reader (or a type checker) can follow a name to its handler.
 Operations with no handler are carried by the transport itself (the masking stream,
 the owner channel's handshake and decisions); they are declared here so that sending
@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from aegis_tui.core.broker.wire import MAX_TEXT
 from aegis_tui.core.errors import ProtocolError
 
 if TYPE_CHECKING:
     from aegis_tui.core.operations.caller import Caller, Host
 
+MAX_TEXT = 4096  # characters in one text argument
 STR, INT, BOOL, STRS, NUM, OPT_INT, OPT_NUM, COUNTS = "str", "int", "bool", "strs", "num", "int?", "num?", "counts"
 
 Schema = dict[str, tuple[str, bool]]  # argument -> (type, required)

@@ -239,7 +239,7 @@ class LocalAccess(AgentAccess):
     def __init__(self, vault: Any) -> None:
         import os
 
-        from aegis_tui.core.agents.local_host import LocalHost
+        from aegis_tui.core.operations.local_host import LocalHost
         from aegis_tui.core.broker.peer import describe_process
         from aegis_tui.core.operations.caller import resolve_caller
         from aegis_tui.core.operations.registry import Authority
