@@ -234,6 +234,43 @@ def hyperfine(commands: dict[str, str], env: dict[str, str], runs: int, warmup: 
         return dict(zip(commands, json.load(data)["results"]))
 
 
+def interleaved(commands: dict[str, Sequence[str]], env: dict[str, str], rounds: int,
+                warmup: int = 3) -> dict[str, dict[str, Any]]:
+    """Each round runs every command once, in a new random order; per command: median
+    and min wall time, median CPU (user + sys) in seconds, like ``hyperfine``'s export.
+
+    hyperfine runs all runs of one command, then the next: a burst of load from
+    something else on a shared machine lands on one command and skews the ratios.
+    Interleaved rounds spread such bursts over every command alike."""
+    import random
+
+    for _ in range(warmup):
+        for argv in commands.values():
+            run_child(argv, env=env)
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    cpus: dict[str, list[float]] = {name: [] for name in commands}
+    shuffle = random.Random(11)
+    for _ in range(rounds):
+        order = list(commands.items())
+        shuffle.shuffle(order)
+        for name, argv in order:
+            result = run_child(argv, env=env)
+            walls[name].append(result.seconds)
+            cpus[name].append(result.cpu_seconds)
+    return {name: {"command": " ".join(commands[name]), "median": median(walls[name]), "min": min(walls[name]),
+                   "cpu_median": median(cpus[name]), "runs": rounds} for name in commands}
+
+
+def interleaved_table(results: dict[str, dict[str, Any]]) -> None:
+    print()
+    print("| command (interleaved rounds) | median | min | CPU user+sys (median) |")
+    print("|---|---|---|---|")
+    for result in results.values():
+        print(f"| `{result['command']}` | {result['median'] * 1000:.1f} ms | {result['min'] * 1000:.1f} ms | "
+              f"{result['cpu_median'] * 1000:.1f} ms |")
+    print()
+
+
 def hyperfine_table(results: dict[str, dict[str, Any]]) -> None:
     """The Markdown table every hyperfine-based benchmark prints."""
     print()
