@@ -35,8 +35,8 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("tui_scale", "The app at 1k, 10k and 100k credentials: first paint, filter latency, memory", [],
      ["--sizes", "1000,5000", "--runs", "1"]),
     ("review", "The access review at 10k credentials, 50k grants and 1M audit entries", [], ["--quick"]),
-    ("broker", "The broker: `get` through it vs `pass show`, `run -- true` vs `true`, requests/s", [],
-     ["--runs", "10", "--warmup", "2", "--seconds", "2"]),
+    ("broker", "The broker: `get` through it vs `pass show`, `run -- true` vs `true`, provenance per request, "
+     "requests/s", [], ["--runs", "10", "--warmup", "2", "--rounds", "10", "--calls", "200", "--seconds", "2"]),
     ("masker", "Output masking throughput (`aegis-vault run`'s masker) vs `cat` on 1 GiB", [],
      ["--mb", "100", "--python-mb", "4"]),
     ("scan_corpus", "Leak scanner accuracy and speed on a labelled 50 MB corpus, beside detect-secrets, "
