@@ -16,7 +16,9 @@ get no AEGIS_VAULT_KEY: every value comes from the broker, which audits each req
    round runs each once, in a new random order): hyperfine runs one command's runs
    back to back, so on a shared machine a burst of someone else's load can land on one
    command; interleaving spreads it over all five. The verdicts use the interleaved
-   medians; both tables are printed.
+   medians; both tables are printed. With `--before REV`, the rounds also run the
+   `get` of that revision of the package (`git archive`, on PYTHONPATH) against the
+   same broker, and the modules each `get` imports are counted (`-X importtime`).
 2. Verified provenance, in this process, median per call: `describe_process` (what the
    broker reads from /proc about each caller, to the root) for a caller whose chain is
    3 and 30 processes long, and the checks of an `inject` request from a real
@@ -26,8 +28,8 @@ get no AEGIS_VAULT_KEY: every value comes from the broker, which audits each req
    issue `get` requests as fast as the answers come back; requests/second over the
    whole run, every answer checked.
 
-Usage: .venv/bin/python bench/broker.py [--runs 40] [--warmup 5] [--rounds 40] [--calls 2000]
-       [--clients 4] [--connections 8] [--seconds 5] [--json FILE]
+Usage: .venv/bin/python bench/broker.py [--runs 40] [--warmup 5] [--rounds 40] [--before REV]
+       [--calls 2000] [--clients 4] [--connections 8] [--seconds 5] [--json FILE]
 Targets: get through the broker <= 1.0x `pass show` (medians, same run); `run -- true`
 overhead <= 30 ms (median); provenance <= 2 ms per request; >= 5,000 requests/s.
 """
@@ -48,6 +50,7 @@ from collections.abc import Callable, Iterator
 
 from common import (
     AEGIS,
+    ROOT,
     VENV_PYTHON,
     child_env,
     compile_package,
@@ -184,6 +187,23 @@ def process_chain(tmp: str, length: int) -> Iterator[int]:
             os.kill(leaf, 15)
 
 
+def package_at(revision: str, tmp: str) -> str:
+    """A folder holding ``aegis_tui`` as of ``revision`` (compiled), to put on PYTHONPATH."""
+    folder = os.path.join(tmp, "before")
+    os.mkdir(folder)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", revision, "aegis_tui"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
+    subprocess.run([VENV_PYTHON, "-m", "compileall", "-q", os.path.join(folder, "aegis_tui")], check=True)
+    return folder
+
+
+def imports_of(argv: list[str], env: dict[str, str]) -> set[str]:
+    """The modules a process imports, by name, from ``-X importtime``."""
+    proc = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], env=env, capture_output=True, text=True,
+                          check=True)
+    return {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+
+
 def per_call(function: Callable[[], object], calls: int) -> tuple[float, float]:
     """(median, p90) seconds per call over ``calls`` calls, after 50 to warm up."""
     for _ in range(50):
@@ -251,6 +271,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=40, help="interleaved rounds of the five commands")
     parser.add_argument("--calls", type=int, default=2000, help="calls per provenance measurement")
+    parser.add_argument("--before", metavar="REV", help="also time the get of this git revision (e.g. 7254ec7)")
     parser.add_argument("--clients", type=int, default=4, help="client processes for the throughput run")
     parser.add_argument("--connections", type=int, default=8, help="connections per client process")
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -290,11 +311,25 @@ def main() -> int:
                                  "python": f"{VENV_PYTHON} -c pass", "run": f"{AEGIS} run -- true", "true": "true"},
                                 env, args.runs, args.warmup, os.path.join(tmp, "hyperfine.json"))
             hyperfine_table(results)
-            print(f"interleaved: {args.rounds} rounds, each running the five commands once in a random order")
-            mixed = interleaved({"aegis": [AEGIS, "get", NAME], "pass": ["pass", "show", NAME],
-                                 "python": [VENV_PYTHON, "-c", "pass"], "run": [AEGIS, "run", "--", "true"],
-                                 "true": ["true"]}, env, args.rounds)
+            print(f"interleaved: {args.rounds} rounds, each running every command once, in a random order")
+            commands = {"aegis": [AEGIS, "get", NAME], "pass": ["pass", "show", NAME],
+                        "python": [VENV_PYTHON, "-c", "pass"], "run": [AEGIS, "run", "--", "true"], "true": ["true"]}
+            envs = {}
+            if args.before:
+                envs["before"] = {**env, "PYTHONPATH": package_at(args.before, tmp)}
+                commands["before"] = [AEGIS, "get", NAME]
+                got = subprocess.run(commands["before"], env=envs["before"], capture_output=True, check=True).stdout
+                assert got.decode() == VALUE, f"the get of {args.before} does not return the stored value"
+            mixed = interleaved(commands, env, args.rounds, envs=envs)
+            if args.before:
+                mixed["before"]["command"] = f"PYTHONPATH=<aegis_tui as of {args.before}> {AEGIS} get {NAME}"
             interleaved_table(mixed)
+            if args.before:
+                floor = imports_of([VENV_PYTHON, "-c", "pass"], env)
+                for label, run_env in (("this checkout", env), (args.before, envs["before"])):
+                    extra = imports_of([VENV_PYTHON, AEGIS, "get", NAME], run_env) - floor
+                    print(f"modules `get` imports beyond `python -c pass` ({label}): {len(extra)}: "
+                          + ", ".join(sorted(extra)))
             checks = provenance(tmp, env, args.calls)
             print()
             print(f"throughput: {args.clients} client processes x {args.connections} connections, "

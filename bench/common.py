@@ -235,18 +235,20 @@ def hyperfine(commands: dict[str, str], env: dict[str, str], runs: int, warmup: 
 
 
 def interleaved(commands: dict[str, Sequence[str]], env: dict[str, str], rounds: int,
-                warmup: int = 3) -> dict[str, dict[str, Any]]:
+                warmup: int = 3, envs: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, Any]]:
     """Each round runs every command once, in a new random order; per command: median
     and min wall time, median CPU (user + sys) in seconds, like ``hyperfine``'s export.
 
     hyperfine runs all runs of one command, then the next: a burst of load from
     something else on a shared machine lands on one command and skews the ratios.
-    Interleaved rounds spread such bursts over every command alike."""
+    Interleaved rounds spread such bursts over every command alike. ``envs`` gives some
+    commands an environment of their own."""
     import random
 
+    envs = envs or {}
     for _ in range(warmup):
-        for argv in commands.values():
-            run_child(argv, env=env)
+        for name, argv in commands.items():
+            run_child(argv, env=envs.get(name, env))
     walls: dict[str, list[float]] = {name: [] for name in commands}
     cpus: dict[str, list[float]] = {name: [] for name in commands}
     shuffle = random.Random(11)
@@ -254,7 +256,7 @@ def interleaved(commands: dict[str, Sequence[str]], env: dict[str, str], rounds:
         order = list(commands.items())
         shuffle.shuffle(order)
         for name, argv in order:
-            result = run_child(argv, env=env)
+            result = run_child(argv, env=envs.get(name, env))
             walls[name].append(result.seconds)
             cpus[name].append(result.cpu_seconds)
     return {name: {"command": " ".join(commands[name]), "median": median(walls[name]), "min": min(walls[name]),
