@@ -117,6 +117,7 @@ async def until(pilot: object, condition: Callable[[], bool], what: str) -> None
 async def approve(app: AegisApp, pilot: object, key: str) -> ApprovalModal:
     await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the approval pop-up")
     modal = app.screen
+    await until(pilot, lambda: modal.armed, "the pop-up to take answers (after its first second)")  # type: ignore[attr-defined]
     await pilot.press(key)  # type: ignore[attr-defined]
     return modal  # type: ignore[return-value]
 

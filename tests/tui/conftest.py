@@ -149,6 +149,12 @@ async def wait_until(pilot: Pilot, predicate: Callable[[], object], timeout: flo
         await pilot.pause(0.05)
 
 
+async def until_armed(pilot: Pilot, modal: object) -> None:
+    """Wait, as a person reading it would, until the approval pop-up takes answers (it
+    ignores keys for its first second, and a key right after another)."""
+    await wait_until(pilot, lambda: modal.armed, timeout=5, what="the pop-up to take answers")  # type: ignore[attr-defined]
+
+
 async def unlock(pilot: Pilot, passphrase: str = DEMO_PASSPHRASE, *, type_it: bool = False) -> None:
     """Submit the passphrase on the unlock screen and wait until the vault screen is filled.
 

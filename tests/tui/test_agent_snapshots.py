@@ -37,9 +37,12 @@ OTHER_SESSIONS = (
 )
 REASON = ("push the fix for CI failure #812: the release workflow must tag v2.3.1 and push it to main, then "
           "open the changelog PR against acme/api so the deploy can start [b]today[/b] \x1b[31m")
-PEER = PeerInfo(pid=4121, uid=1000, exe="/usr/bin/node", cwd="/home/dev/src/acme-api",
-                chain=(ProcessInfo(4121, "claude"), ProcessInfo(4080, "node"), ProcessInfo(3900, "zsh"),
-                       ProcessInfo(3890, "tmux: server"), ProcessInfo(1, "systemd")), ancestry=())
+PEER = PeerInfo(pid=4130, uid=1000, exe="/usr/bin/python3.11", cwd="/home/dev/src/acme-api",
+                chain=(ProcessInfo(4130, "aegis-vault", "/usr/bin/python3.11"),
+                       ProcessInfo(4121, "claude", "/usr/lib/node_modules/claude/bin/claude"),
+                       ProcessInfo(4080, "node", "/usr/bin/node"), ProcessInfo(3900, "zsh", "/usr/bin/zsh"),
+                       ProcessInfo(3890, "tmux: server", "/usr/bin/tmux"), ProcessInfo(1, "systemd", "/usr/lib/systemd/systemd")),
+                ancestry=())
 
 
 def credential_id(vault: Vault, name: str) -> str:
@@ -89,7 +92,8 @@ async def approval_showing(pilot) -> None:
     credential = next(c for c in Credentials(vault).list() if c.name == "github-pat-ci")
     request = PendingRequest(id=3, created_at=NOW - 17, deadline=NOW + 103, peer=PEER, session=SESSION,
                              credential=credential, scopes=("repo:push",), reason=literal(REASON), duration=900,
-                             via="aegis-vault run -- git push origin main")
+                             via="aegis-vault run -- git", right="inject", command=("git", "push", "origin", "main"),
+                             program="/usr/bin/git", bound=True, warnings=("expires in 9 days",))
     asyncio.ensure_future(app.broker_service.approvals.ask(request))  # denied when the app closes
     await wait_until(pilot, lambda: isinstance(app.screen, ApprovalModal), what="the pop-up")
     await settle(pilot)

@@ -30,7 +30,7 @@ from aegis_tui.tui.screens.confirm_modal import ConfirmModal
 from aegis_tui.tui.screens.unlock_screen import UnlockScreen
 from aegis_tui.tui.screens.vault_screen import VaultScreen
 
-from .conftest import Extra, broker_get, digest, plain, screen_text, settle, toasts, unlocked, wait_until
+from .conftest import Extra, broker_get, digest, plain, screen_text, settle, toasts, unlocked, until_armed, wait_until
 
 CREDENTIAL = "github-pat-ci"
 OTHER = "slack-bot"
@@ -44,6 +44,7 @@ async def shown(pilot, name: str = CREDENTIAL) -> ApprovalModal:
     await settle(pilot, 1)
     modal = app.screen
     assert app.focused is not None and app.focused.id == "approval-deny"
+    await until_armed(pilot, modal)
     return modal
 
 
@@ -79,7 +80,8 @@ async def test_a_request_pops_up_over_the_vault_screen_and_d_denies_it(make_app,
         assert isinstance(built.app.screen_stack[-2], VaultScreen)
         assert title(modal) == "Access request · 1 of 1 · denies itself in 2:00"
         text = screen_text(built.app)
-        assert "⟨agent⟩ push the fix for CI failure #812" in text
+        assert "⟨agent says⟩" in text and "push the fix for CI failure #812" in text
+        assert "REVEAL the raw value" in text  # a get hands the value to the caller
         assert "github-pat-ci  (github · access_token · acme/dev)" in text
         assert f"(pid {os.getpid()})" in text  # the requesting process: this one
         assert "broker ● serving · 1 pending" in plain(built.app.screen_stack[-2].query_one("#top-bar"))
@@ -106,6 +108,7 @@ async def test_escape_denies_a_request_that_popped_up_over_another_dialog(make_a
         await pilot.press("f1", "ctrl+p", "f2")  # nothing opens over a request: it has the whole attention
         await settle(pilot)
         assert built.app.screen is modal
+        await until_armed(pilot, modal)
         await pilot.press("escape")
         with pytest.raises(DeniedError):
             await asked
@@ -161,15 +164,17 @@ async def test_session_is_offered_only_to_a_request_from_an_agent_session(make_a
         await pilot.press("4")  # not offered: nothing happens
         await settle(pilot)
         assert built.app.screen is modal
+        await until_armed(pilot, modal)
         await pilot.press("escape")
         with pytest.raises(DeniedError):
             await asked
 
-        session = Sessions(built.vault).start("acme/dev", 7200, label="claude-fix")
-        asked = broker_get(built.vault, CREDENTIAL, session=session.id)
+        session, token = Sessions(built.vault).start("acme/dev", 7200, label="claude-fix")
+        asked = broker_get(built.vault, CREDENTIAL, session=token)
         modal = await shown(pilot)
         assert not modal.query_one("#approval-session").disabled
-        assert f"claude-fix · acme/dev · {session.id} · started" in screen_text(built.app)
+        text = screen_text(built.app)
+        assert f"{session.id} · acme/dev · not bound" in text and "claude-fix" in text
         await pilot.press("4")
         await asked
         [grant] = Grants(built.vault).list()
@@ -194,6 +199,7 @@ async def test_an_edited_scope_is_what_the_grant_covers(make_app, broker_runtime
         await pilot.press(*["backspace"] * len(" bad scope!"), *", repo:push", "enter")
         assert built.app.focused.id == "approval-deny"  # Enter leaves the field; choosing is separate
         assert not modal.query_one("#approval-error").display
+        await until_armed(pilot, modal)
         await pilot.press("2")
         await asked
         [grant] = Grants(built.vault).list()
@@ -214,6 +220,7 @@ async def test_e_twice_closes_the_scope_field_and_the_grant_keeps_the_asked_scop
         await pilot.press("e")
         assert not modal.query_one("#approval-scope").display
         assert built.app.focused.id == "approval-deny"
+        await until_armed(pilot, modal)
         await pilot.press("1")
         await asked
         [grant] = Grants(built.vault).list(include_inactive=True)
@@ -280,7 +287,7 @@ async def test_markup_and_escape_sequences_from_the_agent_are_shown_literally(ma
         asked = broker_get(built.vault, name, reason="[b]x[/b] \x1b[31m red [link=http://x]y[/link]")
         await shown(pilot, name)
         text = screen_text(built.app)
-        assert "⟨agent⟩ [b]x[/b] ␛[31m red [link=http://x]y[/link]" in text
+        assert "[b]x[/b] ␛[31m red [link=http://x]y[/link]" in text
         assert "evil[/]name  ([b]svc · secret · no context)" in text
         assert "\x1b" not in text
         await pilot.press("d")

@@ -22,7 +22,7 @@ from aegis_tui.tui.screens.help_screen import HelpScreen
 from aegis_tui.tui.screens.sessions_screen import SessionsScreen
 from aegis_tui.tui.screens.vault_screen import VaultScreen
 
-from .conftest import Extra, broker_get, plain, screen_text, settle, toasts, unlocked, wait_until
+from .conftest import Extra, broker_get, plain, screen_text, settle, toasts, unlocked, until_armed, wait_until
 
 CREDENTIAL = "github-pat-ci"
 
@@ -32,6 +32,7 @@ async def approve(pilot, built, name: str, key: str, **request: object) -> None:
     asked = broker_get(built.vault, name, **request)  # type: ignore[arg-type]
     await wait_until(pilot, lambda: isinstance(pilot.app.screen, ApprovalModal), timeout=10, what="the pop-up")
     await settle(pilot, 1)
+    await until_armed(pilot, pilot.app.screen)
     await pilot.press(key)
     await asyncio.wait_for(asked, 10)
     await wait_until(pilot, lambda: not isinstance(pilot.app.screen, ApprovalModal), what="the pop-up to close")
@@ -89,6 +90,7 @@ async def test_grants_view_lists_grants_and_revoking_one_means_asking_again(make
         asked = broker_get(built.vault, CREDENTIAL, scopes=["repo:push"])
         await wait_until(pilot, lambda: isinstance(built.app.screen, ApprovalModal), timeout=10, what="a new pop-up")
         assert isinstance(built.app.screen_stack[-2], GrantsScreen)
+        await until_armed(pilot, built.app.screen)
         await pilot.press("escape")
         with pytest.raises(DeniedError):
             await asked
@@ -147,8 +149,8 @@ async def test_names_labels_and_reasons_in_the_views_are_literal(make_app, broke
     built = make_app(host_broker=True, extras=[Extra(name, "value-for-a-literal-grant", context="acme/dev")])
     async with unlocked(built.app) as pilot:
         await hosting(pilot)
-        session = Sessions(built.vault).start("acme/dev", 3600, label="[b]label[/b]")
-        await approve(pilot, built, name, "4", session=session.id, reason="[red]because[/red] \x1b[2J")
+        session, token = Sessions(built.vault).start("acme/dev", 3600, label="[b]label[/b]")
+        await approve(pilot, built, name, "4", session=token, reason="[red]because[/red] \x1b[2J")
         await opened(pilot, "A", GrantsScreen)
         [row] = lines(built.app)
         assert row.startswith("evil[/]name") and "[b]label[/b]" in row
@@ -164,9 +166,9 @@ async def test_sessions_view_ends_a_session_and_its_grants_with_it(make_app, bro
     built = make_app(host_broker=True)
     async with unlocked(built.app) as pilot:
         await hosting(pilot)
-        session = Sessions(built.vault).start("acme/dev", 7200, label="claude-fix")
-        await approve(pilot, built, CREDENTIAL, "4", session=session.id)
-        await approve(pilot, built, "slack-bot", "3", session=session.id)
+        session, token = Sessions(built.vault).start("acme/dev", 7200, label="claude-fix")
+        await approve(pilot, built, CREDENTIAL, "4", session=token)
+        await approve(pilot, built, "slack-bot", "3", session=token)
         await opened(pilot, "S", SessionsScreen)
         [row] = lines(built.app)
         assert row.split() == [session.id, "claude-fix", "acme/dev", "✓", "active", "now", "in", "2h", "—", "2"]
@@ -185,5 +187,5 @@ async def test_sessions_view_ends_a_session_and_its_grants_with_it(make_app, bro
 
         # The session is over: its agent is refused outright, not asked about.
         with pytest.raises(Exception, match="has ended"):
-            await asyncio.wait_for(broker_get(built.vault, CREDENTIAL, session=session.id), 10)
+            await asyncio.wait_for(broker_get(built.vault, CREDENTIAL, session=token), 10)
         assert isinstance(built.app.screen, SessionsScreen)

@@ -23,11 +23,15 @@ _CONTROL_PICTURES = {i: 0x2400 + i for i in range(32)} | {0x7F: 0x2421}
 
 
 def literal(text: str, limit: int = 500) -> str:
-    """Untrusted text (an agent's reason) made safe to show as-is: control characters
-    become their visible pictures (ESC shows as ␛), so nothing can move the cursor or
-    restyle the terminal, and markup is never interpreted by whoever displays it."""
+    """Untrusted text (an agent's reason, a process name, a path) made safe to show as-is:
+    C0 controls become their visible pictures (ESC shows as ␛), and every other character
+    a terminal would act on or hide (C1 controls, bidi overrides, zero-width and other
+    format characters, separators) becomes its code point in brackets (``⟨U+202E⟩``), so
+    nothing can move the cursor, restyle or reorder the text, or hide a word in it. Markup
+    is never interpreted by whoever displays it."""
     cleaned = text.translate(_CONTROL_PICTURES)
-    cleaned = "".join(ch if ch.isprintable() else "\ufffd" for ch in cleaned)
+    if not cleaned.isprintable():
+        cleaned = "".join(ch if ch.isprintable() else f"⟨U+{ord(ch):04X}⟩" for ch in cleaned)
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 

@@ -1,19 +1,29 @@
 """An agent's access request, answered by the person at the keyboard.
 
 This dialog is the only place a request is approved: the requesting side never gets a
-prompt. Everything the agent controls (its reason, its process names, the command it
-runs, credential names) is drawn literally, and the reason is marked as the agent's
-words. Deny has the focus and Escape denies; unanswered, the request denies itself when
-the countdown runs out, and the dialog goes away as soon as the request does.
+prompt. It tells the truth in two parts: what the broker verified from the kernel (the
+process chain with executable paths, the exact command that would receive the value,
+the folder, whether the session is bound) and what the agent claims (its reason, the
+scopes, the session's label, "via"), marked as such. Every string in either part is
+drawn literally (``approvals.literal``): control, bidi and zero-width characters show as
+visible symbols, so nothing can repaint the dialog, set the title or write the clipboard.
+
+Deny has the focus and Escape denies; unanswered, the request denies itself when the
+countdown runs out. No key (and no click) does anything until the dialog has been up for
+``ARM_SECONDS`` and the key before it came ``QUIET_SECONDS`` earlier: digits someone was
+typing into another field when the request appeared never approve it.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple, cast
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -22,7 +32,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from aegis_tui.core.agents.grants import validate_scopes
-from aegis_tui.core.broker.approvals import Decision, PendingRequest
+from aegis_tui.core.broker.approvals import Decision, PendingRequest, literal
 from aegis_tui.core.broker.peer import PeerInfo
 from aegis_tui.core.errors import UsageError
 from aegis_tui.tui.broker_host import Approvals
@@ -63,19 +73,31 @@ def duration_words(seconds: int) -> str:
 
 
 def process_parts(peer: PeerInfo) -> list[Part]:
-    """``claude (pid 4121) ← node ← zsh   in ~/src/app``: the asker, then who started it."""
+    """``/usr/bin/node (pid 4121) ← /usr/bin/zsh ← …``: the asker's executable, then its
+    parents'; executables, not the names a process can give itself."""
     if not peer.chain:
-        parts: list[Part] = [(f"pid {peer.pid}", "bold")]
-    else:
-        first, *parents = peer.chain
-        parts = [(first.name, "bold"), (f" (pid {first.pid})", "$text-muted")]
-        for process in parents[:_ANCESTORS_SHOWN]:
-            parts += [(" ← ", "$text-muted"), process.name]
-        if len(parents) > _ANCESTORS_SHOWN:
-            parts.append((" ← …", "$text-muted"))
-    if peer.cwd:
-        parts += [("   in ", "$text-muted"), home_relative(peer.cwd)]
+        return [(literal(peer.exe or f"pid {peer.pid}", 200), "bold"), (f" (pid {peer.pid})", "$text-muted")]
+    first, *parents = peer.chain
+    parts: list[Part] = [(literal(_exe_of(first.exe, first.name), 200), "bold"), (f" (pid {first.pid})", "$text-muted")]
+    for process in parents[:_ANCESTORS_SHOWN]:
+        parts += [(" ← ", "$text-muted"), literal(_exe_of(process.exe, process.name), 120)]
+    if len(parents) > _ANCESTORS_SHOWN:
+        parts.append((" ← …", "$text-muted"))
     return parts
+
+
+def _exe_of(exe: str, name: str) -> str:
+    """The executable's path; the process's own name only when the kernel hid the path."""
+    return home_relative(exe) if exe and exe != "?" else f"{name} (executable hidden)"
+
+
+def command_text(command: Sequence[str]) -> str:
+    """The argv as a shell would need it typed, each word made literal."""
+    return literal(" ".join(shlex.quote(word) for word in command), 400)
+
+
+BINDINGS_OFFERED = {"argv": "this exact command line", "program": "this program, any arguments",
+                    "any": "any command"}
 
 
 class ApprovalModal(ModalScreen[int | None]):
@@ -89,7 +111,11 @@ class ApprovalModal(ModalScreen[int | None]):
         Binding("4", "allow('session')", "Session", id="approval.session",
                 tooltip="Allow until the agent's session ends"),
         Binding("e", "edit_scope", "Edit scope", id="approval.scope", tooltip="Change the scopes granted"),
+        Binding("b", "cycle_binding", "Bind", id="approval.bind",
+                tooltip="What the grant is bound to: this command line, this program, or any command"),
     ]
+    ARM_SECONDS = 1.0  # the dialog must have been visible this long before a key counts
+    QUIET_SECONDS = 0.5  # and the key before must be this much older: no typing runs into it
 
     def __init__(self, approvals: Approvals, request: PendingRequest, waiting: int) -> None:
         super().__init__()
@@ -97,6 +123,10 @@ class ApprovalModal(ModalScreen[int | None]):
         self.request = request
         self._waiting = waiting
         self._finished = False
+        self._shown_at = time.monotonic()
+        self._last_key = float("-inf")  # when the last key came
+        self._last_key_counts = False  # whether that key may answer (see ``armed``)
+        self._binding = "argv" if request.right == "inject" and request.command else "any"
 
     @property
     def aegis(self) -> AegisApp:
@@ -106,10 +136,13 @@ class ApprovalModal(ModalScreen[int | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="approval-dialog", classes="dialog"):
             with VerticalScroll(id="approval-details"):
-                for label, parts in self._rows():
+                for key, label, parts in self._rows():
+                    if not key:
+                        yield Static(Content.assemble(*parts), classes="approval-heading")
+                        continue
                     with Horizontal(classes="approval-row"):
                         yield Static(label, classes="approval-label")
-                        yield Static(Content.assemble(*parts), classes="approval-value", id=f"approval-row-{label}")
+                        yield Static(Content.assemble(*parts), classes="approval-value", id=f"approval-row-{key}")
             yield Input(placeholder="scopes, space or comma separated (empty: as asked)", id="approval-scope",
                         compact=True)
             yield Static(id="approval-error")
@@ -120,36 +153,63 @@ class ApprovalModal(ModalScreen[int | None]):
                 yield Button("3 1 hour", id="approval-hour", compact=True)
                 yield Button("4 Session", id="approval-session", compact=True,
                              disabled=self.request.session is None)
-            yield Static(Content.styled("d or esc deny · e edit scope · tab next", "$text-muted"),
+            binds = " · b bind" if self.request.right == "inject" and self.request.command else ""
+            yield Static(Content.styled(f"d or esc deny · e edit scope{binds} · tab next", "$text-muted"),
                          id="approval-keys")
 
-    def _rows(self) -> list[tuple[str, list[Part]]]:
+    def _rows(self) -> list[tuple[str, str, list[Part]]]:
+        """(id, label, text) of each line; an empty id is a section heading."""
         r = self.request
         now = self.aegis.clock()
         c = r.credential
+        rows: list[tuple[str, str, list[Part]]] = [("right", "would", self._right_parts())]
+        if r.outside_project:
+            rows.append(("project", "project", [(f"outside this project's context ({literal(r.outside_project, 120)})",
+                                                  "bold $error")]))
+        rows.append(("", "", [("⟨verified⟩ ", "bold $success"), ("what the broker read from the kernel", "$text-muted")]))
+        rows.append(("from", "from", process_parts(r.peer)))
+        if r.command:
+            rows.append(("command", "command", [(command_text(r.command), "bold")]))
+            rows.append(("program", "program", [literal(r.program, 300)]))
+        if r.peer.cwd:
+            rows.append(("folder", "folder", [literal(home_relative(r.peer.cwd), 300)]))
         if r.session is None:
             session: list[Part] = [("none: this applies to every request made outside a session", "$warning")]
         else:
             s = r.session
-            session = [(s.label, "bold")] if s.label else []
-            session += [(" · " if s.label else "", "$text-muted"), s.context or "all contexts",
-                        (" · ", "$text-muted"), s.id,
-                        (f" · started {clock_time(s.created_at, now)} · ends {clock_time(s.expires_at, now)}",
-                         "$text-muted")]
-        rows: list[tuple[str, list[Part]]] = [
-            ("from", process_parts(r.peer)),
-            ("session", session),
-            ("wants", [(c.name, "bold"), ("  (", "$text-muted"), c.service or "no service",
-                       (" · ", "$text-muted"), str(c.kind), (" · ", "$text-muted"), c.context or "no context",
-                       (")", "$text-muted")]),
-            ("scope", [" ".join(r.scopes)] if r.scopes else [("any (none named)", "$text-muted")]),
-            ("reason", [("⟨agent⟩ ", "italic $text-muted"),
-                        r.reason if r.reason else ("(no reason given)", "$text-muted")]),
-            ("via", [r.via]),
-        ]
+            session = [s.id, (" · ", "$text-muted"), literal(s.context, 120) or "all contexts",
+                       (" · bound to its process tree" if r.bound else " · not bound: anyone holding its token",
+                        "$text-muted" if r.bound else "$warning"),
+                       (f" · ends {clock_time(s.expires_at, now)}", "$text-muted")]
+        rows.append(("session", "session", session))
+        wants: list[Part] = [(literal(c.name, 120), "bold"), ("  (", "$text-muted"),
+                             literal(c.service, 80) or "no service", (" · ", "$text-muted"), str(c.kind),
+                             (" · ", "$text-muted"), literal(c.context, 120) or "no context", (")", "$text-muted")]
+        for warning in r.warnings:
+            wants += [("  ⚠ ", "$error"), (literal(warning, 80), "bold $error")]
+        rows.append(("wants", "wants", wants))
+        if r.right == "inject" and r.command:
+            rows.append(("bind", "grant for", [BINDINGS_OFFERED[self._binding],
+                                               ("  (b changes it)", "$text-muted")]))
+        rows.append(("", "", [("⟨agent says⟩ ", "bold $warning"), ("its claims, not checked", "$text-muted")]))
+        rows.append(("reason", "reason", [literal(r.reason) if r.reason else ("(no reason given)", "$text-muted")]))
+        rows.append(("via", "via", [literal(r.via, 200)]))
+        rows.append(("scope", "scope", [literal(" ".join(r.scopes), 300)] if r.scopes
+                     else [("any (none named)", "$text-muted")]))
+        if r.session is not None and r.session.label:
+            rows.append(("label", "label", [literal(r.session.label, 120)]))
         if r.duration:
-            rows.append(("asks", [f"for {duration_words(r.duration)}"]))
+            rows.append(("asks", "asks", [f"for {duration_words(r.duration)}"]))
         return rows
+
+    def _right_parts(self) -> list[Part]:
+        r = self.request
+        if r.right == "reveal":
+            return [("REVEAL the raw value to the asking process", "bold $error"),
+                    ("  (it can print, keep or send it anywhere)", "$error")]
+        target = command_text(r.command) if r.command else "git's transport"
+        return [("inject ", "bold"), ("into ", "$text-muted"), (target, "bold"),
+                (" (the value goes into its environment, not to the agent)", "$text-muted")]
 
     def on_mount(self) -> None:
         self.query_one("#approval-scope", Input).display = False
@@ -189,7 +249,32 @@ class ApprovalModal(ModalScreen[int | None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "allow" and parameters == ("session",):
             return self.request.session is not None
+        if action == "cycle_binding":
+            return self.request.right == "inject" and bool(self.request.command)
         return True
+
+    def on_key(self, event: events.Key) -> None:
+        """Runs before the key's binding does (a key reaches the screen, then the bindings)."""
+        now = time.monotonic()
+        self._last_key_counts = self._ready(now)
+        self._last_key = now
+
+    def _ready(self, now: float) -> bool:
+        return now - self._shown_at >= self.ARM_SECONDS and now - self._last_key >= self.QUIET_SECONDS
+
+    @property
+    def armed(self) -> bool:
+        """Whether an answer given now would count: the dialog has been up long enough to
+        be read, and no key came in the last moment (someone typing something else)."""
+        return self._ready(time.monotonic())
+
+    def _answer_counts(self) -> bool:
+        """An answer right after a key is that key's (a binding, or Enter on a button),
+        judged when it came; any other answer (a click) is judged now."""
+        now = time.monotonic()
+        if now - self._last_key < self.QUIET_SECONDS:
+            return self._last_key_counts
+        return self._ready(now)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -211,10 +296,16 @@ class ApprovalModal(ModalScreen[int | None]):
             self._say_error(str(error))
             return
         decision, said = CHOICES[choice]
-        self._answer(decision._replace(scopes=scopes), f"Allowed {self.request.credential.name} {said}.")
+        self._answer(decision._replace(scopes=scopes, bind=self._binding), f"Allowed {self.request.credential.name} {said}.")
+
+    def action_cycle_binding(self) -> None:
+        order = list(BINDINGS_OFFERED)
+        self._binding = order[(order.index(self._binding) + 1) % len(order)]
+        self.query_one("#approval-row-bind", Static).update(Content.assemble(
+            BINDINGS_OFFERED[self._binding], ("  (b changes it)", "$text-muted")))
 
     def _answer(self, decision: Decision, said: str) -> None:
-        if self._finished:
+        if self._finished or not self._answer_counts():
             return
         if self.approvals.decide(self.request.id, decision):
             self.notify(said, timeout=4, markup=False)

@@ -1,0 +1,148 @@
+"""Attacks on the approval pop-up: the one place a human says yes.
+
+Everything an agent controls reaches the pop-up (through the broker it is already made
+literal; these tests hand the dialog raw hostile text anyway, as a broker of another
+version or a relayed request could): it must be drawn as visible symbols, never
+interpreted by the terminal, and marked as the agent's claim. And a key typed for
+something else must never approve a request that pops up under it.
+
+The app hosts a real broker; the requests go into its real approval queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import unicodedata
+
+from aegis_tui.core.agents.sessions import AgentSession
+from aegis_tui.core.broker.approvals import PendingRequest
+from aegis_tui.core.broker.peer import PeerInfo, ProcessInfo
+from aegis_tui.core.credentials import Credentials
+from aegis_tui.tui.screens.approval_modal import ApprovalModal
+from tests.tui.conftest import NOW, broker_runtime, make_app, screen_text, settle, unlocked, wait_until  # noqa: F401
+
+CREDENTIAL = "github-pat-ci"
+# Clear the screen, set the window title, write the clipboard (OSC 52), move the cursor,
+# reverse the text that follows (RLO), hide a word behind zero-width characters.
+HOSTILE = "\x1b[2J\x1b]0;pwned\x07\x1b]52;c;ZXZpbA==\x07\x1b[10;10H\u202egnp.exe\u200b\u200d\ufeffok\x9b31m"
+INVISIBLE = {chr(c) for c in range(0x20)} - {"\n"} | {chr(c) for c in range(0x7F, 0xA0)} | {
+    "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e",
+    "\u200f", "\u061c", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"}
+
+
+def hostile_request(credential, session: AgentSession | None, request_id: int = 7) -> PendingRequest:  # type: ignore[no-untyped-def]
+    chain = (ProcessInfo(4121, "claude" + HOSTILE, "/usr/bin/node" + HOSTILE),
+             ProcessInfo(4080, "zsh" + HOSTILE, "/bin/zsh" + HOSTILE))
+    peer = PeerInfo(pid=4121, uid=1000, exe="/usr/bin/node" + HOSTILE, cwd="/home/dev/src" + HOSTILE,
+                    chain=chain, ancestry=(), cmdline=("node", "agent" + HOSTILE))
+    return PendingRequest(
+        id=request_id, created_at=NOW, deadline=NOW + 120, peer=peer, session=session, credential=credential,
+        scopes=("repo:push" + HOSTILE,), reason="please" + HOSTILE, duration=900, via="via" + HOSTILE,
+        right="inject", command=("git", "push" + HOSTILE), program="/usr/bin/git" + HOSTILE, bound=True,
+        outside_project="acme/dev" + HOSTILE, warnings=("exposed",))
+
+
+def hostile_session() -> AgentSession:
+    return AgentSession(id="as_4f1c2a9e7b3d5c80", label="claude" + HOSTILE, context="acme/dev",
+                        created_at=NOW - 60, expires_at=NOW + 3600, root_pid=4121, root_started=1)
+
+
+def drawn_text(modal: ApprovalModal) -> str:
+    """Every string the dialog's widgets will hand to the terminal."""
+    parts = []
+    for widget in modal.query("*"):
+        rendered = widget.render()
+        parts.append(getattr(rendered, "plain", None) or str(rendered))
+    return "\n".join(parts)
+
+
+async def showing(pilot, request: PendingRequest) -> ApprovalModal:  # type: ignore[no-untyped-def]
+    app = pilot.app
+    await wait_until(pilot, lambda: app.broker_service is not None, what="the broker to start")
+    asyncio.ensure_future(app.broker_service.approvals.ask(request))
+    await wait_until(pilot, lambda: isinstance(app.screen, ApprovalModal), what="the pop-up")
+    await settle(pilot, 1)
+    return app.screen
+
+
+async def test_no_agent_supplied_text_reaches_the_terminal_as_a_control_bidi_or_zero_width_character(
+        make_app, broker_runtime):
+    built = make_app(host_broker=True)
+    async with unlocked(built.app) as pilot:
+        credential = Credentials(built.vault).find(CREDENTIAL)
+        modal = await showing(pilot, hostile_request(credential, hostile_session()))
+        for text in (drawn_text(modal), screen_text(built.app)):
+            found = sorted({f"U+{ord(ch):04X}" for ch in text if ch in INVISIBLE})
+            assert not found, f"the pop-up drew {found} as they are"
+        drawn = drawn_text(modal)
+        # Each field the agent controls shows its tricks as visible symbols.
+        for shown in ("please", "via", "repo:push", "/home/dev/src", "/usr/bin/node", "/usr/bin/git", "push"):
+            assert f"{shown}␛[2J" in drawn, f"{shown}: its escape sequence is not shown as ␛"
+        assert "U+202E" in drawn and "U+200B" in drawn and "U+FEFF" in drawn
+        assert "⟨agent says⟩" in drawn and "⟨verified⟩" in drawn
+
+
+async def test_what_the_broker_verified_is_shown_apart_and_a_reveal_in_the_danger_colour(make_app, broker_runtime):
+    built = make_app(host_broker=True)
+    async with unlocked(built.app) as pilot:
+        credential = Credentials(built.vault).find(CREDENTIAL)
+        plain = hostile_request(credential, None)._replace(
+            reason="deploy", via="aegis-vault get", scopes=(), right="reveal", command=(), program="",
+            bound=False, outside_project="", warnings=("exposed", "open incident"),
+            peer=PeerInfo(4121, 1000, "/usr/bin/python3.11", "/home/dev/src",
+                          (ProcessInfo(4121, "aegis-vault", "/usr/bin/python3.11"),
+                           ProcessInfo(4080, "zsh", "/usr/bin/zsh")), (), ()))
+        modal = await showing(pilot, plain)
+        drawn = drawn_text(modal)
+        assert "/usr/bin/python3.11" in drawn and "/usr/bin/zsh" in drawn  # executables, not comm names
+        assert "REVEAL" in drawn and "exposed" in drawn and "open incident" in drawn
+        right = modal.query_one("#approval-row-right")
+        assert "error" in str(right.render().spans), "a reveal is not drawn in the danger colour"
+
+
+async def test_digits_typed_into_the_filter_as_a_request_pops_up_never_approve_it(make_app, broker_runtime):
+    built = make_app(host_broker=True)
+    async with unlocked(built.app) as pilot:
+        app = built.app
+        await wait_until(pilot, lambda: app.broker_service is not None, what="the broker to start")
+        await pilot.press("slash")
+        credential = Credentials(built.vault).find(CREDENTIAL)
+        request = hostile_request(credential, None)._replace(reason="", right="inject")
+        asked = asyncio.ensure_future(app.broker_service.approvals.ask(request))
+        typing_until = time.monotonic() + 2.0
+        while time.monotonic() < typing_until:  # someone typing "1 1 1" in the filter, 5 keys a second
+            await pilot.press("1")
+            await pilot.pause(0.2)
+        assert isinstance(app.screen, ApprovalModal), "the pop-up did not stay up"
+        assert not asked.done(), "a digit typed for the filter approved the request"
+        await pilot.pause(1.1)  # a human who stopped typing, read the dialog, and chose
+        await pilot.press("escape")
+        decision = await asyncio.wait_for(asked, 5)
+        assert decision is not None and not decision.allow
+
+
+async def test_a_key_pressed_right_as_the_pop_up_appears_does_nothing_and_works_once_it_has_been_read(
+        make_app, broker_runtime):
+    built = make_app(host_broker=True)
+    async with unlocked(built.app) as pilot:
+        app = built.app
+        await wait_until(pilot, lambda: app.broker_service is not None, what="the broker to start")
+        credential = Credentials(built.vault).find(CREDENTIAL)
+        asked = asyncio.ensure_future(app.broker_service.approvals.ask(hostile_request(credential, None)))
+        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalModal), what="the pop-up")
+        await pilot.press("1")
+        await pilot.pause(0.2)
+        assert not asked.done(), "a key pressed as the pop-up appeared approved it"
+        await pilot.pause(1.2)
+        await pilot.press("1")
+        decision = await asyncio.wait_for(asked, 5)
+        assert decision is not None and decision.allow and decision.uses == 1
+
+
+def test_literal_draws_every_invisible_format_character_as_a_visible_symbol() -> None:
+    from aegis_tui.core.broker.approvals import literal
+
+    shown = literal(HOSTILE + "\u2066\u2069\u061c\u00ad")
+    assert not {ch for ch in shown if ch in INVISIBLE or unicodedata.category(ch) in ("Cc", "Cf")}
+    assert "␛" in shown and "U+202E" in shown and "U+2066" in shown and "U+00AD" in shown
