@@ -219,7 +219,7 @@ def per_call(function: Callable[[], object], calls: int) -> tuple[float, float]:
 
 def provenance(tmp: str, env: dict[str, str], calls: int) -> dict[str, dict[str, float]]:
     """Median and p90 per call of what the broker verifies about a caller."""
-    from aegis_tui.core.broker.peer import describe_process
+    from aegis_tui.core.processes import describe_process
 
     found: dict[str, dict[str, float]] = {}
 

@@ -37,7 +37,7 @@ time.tzset()
 sys.argv[0] = "aegis-vault"  # the audit log names the program: show what a user would see
 
 from aegis_tui.core.agents.sessions import AgentSession  # noqa: E402
-from aegis_tui.core.broker.approvals import PendingRequest, literal  # noqa: E402
+from aegis_tui.core.approvals import PendingRequest, literal  # noqa: E402
 from aegis_tui.core.config import Settings  # noqa: E402
 from aegis_tui.core.credentials import Credentials  # noqa: E402
 from aegis_tui.core.crypto import new_kdf_params  # noqa: E402
@@ -92,7 +92,7 @@ def seed_agents(vault: Vault) -> AgentSession:
 
 def agent_request(vault: Vault, session: AgentSession) -> PendingRequest:
     """What the broker records about an agent's request; the process is fixed (real pids vary)."""
-    from aegis_tui.core.broker.peer import PeerInfo, ProcessInfo
+    from aegis_tui.core.processes import PeerInfo, ProcessInfo
 
     peer = PeerInfo(pid=4121, uid=1000, exe="/usr/bin/node", cwd="/home/you/src/acme-api",
                     chain=(ProcessInfo(4121, "claude"), ProcessInfo(4080, "node"), ProcessInfo(3900, "zsh")),

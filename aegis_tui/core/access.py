@@ -240,7 +240,7 @@ class LocalAccess(AgentAccess):
         import os
 
         from aegis_tui.core.operations.local_host import LocalHost
-        from aegis_tui.core.broker.peer import describe_process
+        from aegis_tui.core.processes import describe_process
         from aegis_tui.core.operations.caller import resolve_caller
         from aegis_tui.core.operations.registry import Authority
 

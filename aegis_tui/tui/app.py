@@ -20,7 +20,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.widgets import Input
 
-from aegis_tui.core.broker.approvals import DEFAULT_APPROVAL_TIMEOUT, PendingRequest
+from aegis_tui.core.approvals import DEFAULT_APPROVAL_TIMEOUT, PendingRequest
 from aegis_tui.core.broker.service import BrokerService
 from aegis_tui.core.config import Settings, config_path, save_settings
 from aegis_tui.core.vault import Vault

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
 
-from aegis_tui.core.broker.approvals import Decision, PendingRequest
+from aegis_tui.core.approvals import Decision, PendingRequest
 from aegis_tui.core.broker.approver import RemoteApprovalQueue
 from aegis_tui.core.broker.owner_channel import OwnerChannelRefused, VerifiedBroker
 from aegis_tui.core.broker.server import BrokerServer

@@ -16,8 +16,8 @@ import time
 import unicodedata
 
 from aegis_tui.core.agents.sessions import AgentSession
-from aegis_tui.core.broker.approvals import PendingRequest
-from aegis_tui.core.broker.peer import PeerInfo, ProcessInfo
+from aegis_tui.core.approvals import PendingRequest
+from aegis_tui.core.processes import PeerInfo, ProcessInfo
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.tui.screens.approval_modal import ApprovalModal
 from tests.tui.conftest import NOW, broker_runtime, make_app, screen_text, settle, unlocked, wait_until  # noqa: F401
@@ -141,7 +141,7 @@ async def test_a_key_pressed_right_as_the_pop_up_appears_does_nothing_and_works_
 
 
 def test_literal_draws_every_invisible_format_character_as_a_visible_symbol() -> None:
-    from aegis_tui.core.broker.approvals import literal
+    from aegis_tui.core.approvals import literal
 
     shown = literal(HOSTILE + "\u2066\u2069\u061c\u00ad")
     assert not {ch for ch in shown if ch in INVISIBLE or unicodedata.category(ch) in ("Cc", "Cf")}

@@ -269,7 +269,7 @@ async def test_a_relay_in_place_of_the_brokers_socket_cannot_get_its_own_request
 
 
 async def test_the_app_attaches_to_the_genuine_broker_shows_it_verified_and_answers_through_it(world: World) -> None:
-    from aegis_tui.core.broker.approvals import Decision
+    from aegis_tui.core.approvals import Decision
     from aegis_tui.tui.broker_host import BrokerState
 
     with world.broker() as broker:

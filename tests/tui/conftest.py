@@ -36,7 +36,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Select
 
 from aegis_tui.core.actor import Actor
-from aegis_tui.core.broker.approvals import DEFAULT_APPROVAL_TIMEOUT
+from aegis_tui.core.approvals import DEFAULT_APPROVAL_TIMEOUT
 from aegis_tui.core.broker.client import BrokerClient
 from aegis_tui.core.config import Settings
 from aegis_tui.core.credentials import Credentials

@@ -14,8 +14,8 @@ import asyncio
 from aegis_tui.core.agents.grants import GRANT_KIND, Grant
 from aegis_tui.core.store.records import SealedRecords
 from aegis_tui.core.agents.sessions import SESSION_KIND, AgentSession
-from aegis_tui.core.broker.approvals import PendingRequest, literal
-from aegis_tui.core.broker.peer import PeerInfo, ProcessInfo
+from aegis_tui.core.approvals import PendingRequest, literal
+from aegis_tui.core.processes import PeerInfo, ProcessInfo
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.vault import Vault
 from aegis_tui.tui.screens.approval_modal import ApprovalModal

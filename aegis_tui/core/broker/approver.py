@@ -17,7 +17,7 @@ import contextlib
 import json
 from collections.abc import Callable
 
-from aegis_tui.core.broker.approvals import Decision, PendingRequest
+from aegis_tui.core.approvals import Decision, PendingRequest
 from aegis_tui.core.broker.owner_channel import (
     Channel,
     ChannelBroken,

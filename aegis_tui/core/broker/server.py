@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aegis_tui.core.audit import Outcome, Risk
-from aegis_tui.core.broker.approvals import Decision
+from aegis_tui.core.approvals import Decision
 from aegis_tui.core.broker.owner_channel import (
     BrokerHandshake,
     ChannelBroken,
@@ -39,7 +39,7 @@ from aegis_tui.core.broker.owner_channel import (
     process_cmdline,
     result_message,
 )
-from aegis_tui.core.broker.peer import PeerInfo, describe_process
+from aegis_tui.core.processes import PeerInfo, describe_process
 from aegis_tui.core.broker.protocol import Request, decode_request, request_id_of
 from aegis_tui.core.broker.runtime import lock_path, peer_credentials, socket_path
 from aegis_tui.core.broker.service import BrokerService

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aegis_tui.core.agents.grants import Grants
 from aegis_tui.core.agents.sessions import AgentSession, Sessions
 from aegis_tui.core.audit import Risk
-from aegis_tui.core.broker.approvals import DEFAULT_APPROVAL_TIMEOUT, ApprovalQueue, Decision, PendingRequest
-from aegis_tui.core.broker.peer import PeerInfo
+from aegis_tui.core.approvals import DEFAULT_APPROVAL_TIMEOUT, ApprovalQueue, Decision, PendingRequest
+from aegis_tui.core.processes import PeerInfo
 from aegis_tui.core.broker.protocol import Request
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.errors import RefusedError, UnlockError

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 from aegis_tui.core.actor import Actor
 from aegis_tui.core.agents.sessions import AgentSession, SessionRefused, looks_like_token, session_for
 from aegis_tui.core.audit import Outcome, Risk
-from aegis_tui.core.broker.peer import PeerInfo
+from aegis_tui.core.processes import PeerInfo
 from aegis_tui.core.operations.registry import Authority
 
 if TYPE_CHECKING:
     import asyncio
 
     from aegis_tui.core.agents.grants import Grants
-    from aegis_tui.core.broker.approvals import Decision, PendingRequest
+    from aegis_tui.core.approvals import Decision, PendingRequest
     from aegis_tui.core.models import Credential
     from aegis_tui.core.vault import Vault
 
@@ -116,7 +116,7 @@ def session_of_this_process(vault: Vault) -> AgentSession | None:
     import os
 
     from aegis_tui.core.operations.local_host import LocalHost
-    from aegis_tui.core.broker.peer import describe_process
+    from aegis_tui.core.processes import describe_process
 
     return resolve_caller(LocalHost(vault), describe_process(os.getpid(), os.getuid()),
                           os.environ.get("AEGIS_SESSION") or None, frozenset({Authority.OWNER})).session

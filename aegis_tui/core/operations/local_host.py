@@ -10,7 +10,7 @@ from aegis_tui.core.agents.grants import Grants
 from aegis_tui.core.agents.sessions import AgentSession, Sessions
 
 if TYPE_CHECKING:
-    from aegis_tui.core.broker.approvals import Decision, PendingRequest
+    from aegis_tui.core.approvals import Decision, PendingRequest
     from aegis_tui.core.models import Credential
     from aegis_tui.core.operations.caller import Caller
     from aegis_tui.core.vault import Vault

@@ -15,7 +15,7 @@ import os
 import sys
 
 from aegis_tui.core.agents.grants import INJECT, REVEAL, Use
-from aegis_tui.core.broker.peer import PeerInfo
+from aegis_tui.core.processes import PeerInfo
 from aegis_tui.core.errors import RefusedError
 
 _GIT_TRANSPORTS = {"git-remote-http", "git-remote-https"}

@@ -141,7 +141,7 @@ def _reveal(host: Host, credential: Credential, caller: Caller, grant: Grant | N
 
 async def _ask(host: Host, credential: Credential, caller: Caller, use: Use, args: dict[str, Any], via: str,
                outside_project: str | None) -> Grant:
-    from aegis_tui.core.broker.approvals import PendingRequest
+    from aegis_tui.core.approvals import PendingRequest
 
     vault = host.vault
     now = vault.clock()
@@ -196,7 +196,7 @@ def credential_warnings(host: Host, credential: Credential) -> tuple[str, ...]:
 
 
 def literal(text: str, limit: int = 500) -> str:
-    from aegis_tui.core.broker.approvals import literal as shown_literally
+    from aegis_tui.core.approvals import literal as shown_literally
 
     return shown_literally(text, limit)
 

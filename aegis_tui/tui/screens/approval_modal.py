@@ -32,8 +32,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from aegis_tui.core.agents.grants import validate_scopes
-from aegis_tui.core.broker.approvals import Decision, PendingRequest, literal
-from aegis_tui.core.broker.peer import PeerInfo
+from aegis_tui.core.approvals import Decision, PendingRequest, literal
+from aegis_tui.core.processes import PeerInfo
 from aegis_tui.core.errors import UsageError
 from aegis_tui.tui.broker_host import Approvals
 from aegis_tui.tui.when import clock_time, countdown

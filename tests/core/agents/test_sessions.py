@@ -19,7 +19,7 @@ from aegis_tui.core.agents.sessions import (
     session_for,
     validate_session_id,
 )
-from aegis_tui.core.broker.peer import describe_process, start_time
+from aegis_tui.core.processes import describe_process, start_time
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.errors import NotFoundError, RefusedError, UsageError
 from aegis_tui.core.secret import Secret

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from aegis_tui.core.agents.grants import INJECT, REVEAL, Grants
-from aegis_tui.core.broker.peer import PeerInfo, describe_process
+from aegis_tui.core.processes import PeerInfo, describe_process
 from aegis_tui.core.broker.protocol import Request
 from aegis_tui.core.broker.service import BrokerService
 from aegis_tui.core.credentials import Credentials

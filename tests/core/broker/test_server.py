@@ -30,7 +30,7 @@ import pytest
 
 from aegis_tui.core.agents.grants import Grants
 from aegis_tui.core.agents.sessions import Sessions
-from aegis_tui.core.broker.approvals import Decision, PendingRequest
+from aegis_tui.core.approvals import Decision, PendingRequest
 from aegis_tui.core.broker.client import BrokerClient
 from aegis_tui.core.broker.server import DATA, END, FLUSH, HITS, STREAM_HEADER, BrokerServer
 from aegis_tui.core.broker.service import APP, HEADLESS, BrokerService

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from aegis_tui.core.agents.sessions import AgentSession
-from aegis_tui.core.broker.peer import PeerInfo, ProcessInfo
+from aegis_tui.core.processes import PeerInfo, ProcessInfo
 from aegis_tui.core.errors import ProtocolError
 from aegis_tui.core.models import Credential
 

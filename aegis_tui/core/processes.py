@@ -1,4 +1,5 @@
-"""Who is on the other end of the socket, from the kernel (SO_PEERCRED) and ``/proc``.
+"""A process as the kernel describes it: who is on the other end of a socket (SO_PEERCRED)
+and what ``/proc`` says about it.
 
 The uid from SO_PEERCRED (``runtime.peer_credentials``) decides (other users are refused);
 the rest is what the broker can verify about the requesting process: its executable,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from aegis_tui.core.broker.peer import PeerInfo, ProcessInfo, describe_process
+from aegis_tui.core.processes import PeerInfo, ProcessInfo, describe_process
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
 
@@ -106,7 +106,7 @@ def test_old_style_records_without_the_new_fields_still_build():
 
 PROTECTED_PEER = """
 import json, os, subprocess, sys
-from aegis_tui.core.broker.peer import describe_process
+from aegis_tui.core.processes import describe_process
 child = subprocess.Popen([sys.executable, "-c",
     "from aegis_tui.core.hardening import protect_process; protect_process(); print('up', flush=True); "
     "import time; time.sleep(60)", "argument"], stdout=subprocess.PIPE)
