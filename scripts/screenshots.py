@@ -94,13 +94,15 @@ def agent_request(vault: Vault, session: AgentSession) -> PendingRequest:
     """What the broker records about an agent's request; the process is fixed (real pids vary)."""
     from aegis_tui.core.processes import PeerInfo, ProcessInfo
 
-    peer = PeerInfo(pid=4121, uid=1000, exe="/usr/bin/node", cwd="/home/you/src/acme-api",
-                    chain=(ProcessInfo(4121, "claude"), ProcessInfo(4080, "node"), ProcessInfo(3900, "zsh")),
+    peer = PeerInfo(pid=4130, uid=1000, exe="/usr/bin/python3.11", cwd="/home/you/src/acme-api",
+                    chain=(ProcessInfo(4130, "aegis-vault", "/usr/bin/python3.11"),
+                           ProcessInfo(4121, "claude", "/usr/bin/claude"), ProcessInfo(4080, "zsh", "/usr/bin/zsh")),
                     ancestry=())
     credential = next(c for c in Credentials(vault).list() if c.name == "github-pat-ci")
     return PendingRequest(id=3, created_at=NOW - 17, deadline=NOW + 103, peer=peer, session=session,
                           credential=credential, scopes=("repo:push",), reason=literal(AGENT_REASON), duration=None,
-                          via="aegis-vault run -- git push origin main")
+                          via="aegis-vault run -- git", right="inject", command=("git", "push", "origin", "main"),
+                          program="/usr/bin/git", bound=True)
 
 
 # -- taking the screenshots ------------------------------------------------------------------

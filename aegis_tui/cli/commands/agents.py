@@ -6,7 +6,6 @@ import argparse
 import os
 import signal
 import sys
-from typing import Any
 
 from aegis_tui.cli.render import emit, emit_json, relative, table, timestamp
 from aegis_tui.cli.terminal import err
@@ -210,6 +209,8 @@ def session_list(args: argparse.Namespace) -> int:
 def grants_list(args: argparse.Namespace) -> int:
     import time
 
+    from aegis_tui.core.agents.grants import Grant
+
     access = _management_access(args)
     try:
         grants = access.grants(args.all)
@@ -221,21 +222,11 @@ def grants_list(args: argparse.Namespace) -> int:
     now = time.time()
     rows = [[g["id"], g["label"], g["context"] or "(all)",
              g["session_id"] or ("no session" if g["outside_sessions"] else "standing"),
-             "+".join(g["rights"]), _binding(g),
+             "+".join(g["rights"]), Grant.from_dict({k: v for k, v in g.items() if k != "state"}).binding,
              ",".join(g["scopes"]) or "any", "∞" if g["uses_left"] is None else str(g["uses_left"]),
              "never" if g["expires_at"] is None else relative(g["expires_at"], now), g["state"]] for g in grants]
     emit(table(["GRANT", "CREDENTIAL", "CONTEXT", "SESSION", "RIGHTS", "FOR", "SCOPES", "USES", "EXPIRES", "STATE"],
                rows))
-
-
-def _binding(grant: dict[str, Any]) -> str:
-    """The command a grant is bound to, in a few words (``grants list --json`` has it whole)."""
-    if grant["command"]:
-        return os.path.basename(grant["command"][0]) + " (one command line)"
-    if grant["program"]:
-        return os.path.basename(grant["program"])
-    return "any command"
-    return 0
 
 
 def grants_add(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""Every access grant: which credential (or selector), where, for whom, how long, how often.
+"""Every access grant: which credential (or selector), where, for whom, what it allows
+(inject into a command, or reveal the value: the danger colour), how long, how often.
 
 Revoking one takes effect at once: the next request it covered needs a new approval.
 Revoked, expired and used-up grants stay on record (``a`` shows them) for access reviews.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from textual.binding import Binding
 from textual.content import Content
 
-from aegis_tui.core.agents.grants import Grant, Grants
+from aegis_tui.core.agents.grants import REVEAL, Grant, Grants
 from aegis_tui.core.agents.sessions import Sessions
 from aegis_tui.core.vault import Vault
 from aegis_tui.tui.screens.agent_table_screen import AgentTableScreen, Column, Part, Row
@@ -27,7 +28,8 @@ class GrantsScreen(AgentTableScreen):
     HEADING = "Agent grants"
     NOUN = "grants"
     COLUMNS = (Column("CREDENTIAL", 16, 2), Column("CONTEXT", 10, 1), Column("SESSION", 12, 1),
-               Column("SCOPES", 8, 2), Column("USES", 4), Column("EXPIRES", 8), Column("STATE", 9))
+               Column("RIGHTS", 6), Column("SCOPES", 8, 2), Column("USES", 4), Column("EXPIRES", 8),
+               Column("STATE", 9))
     BINDINGS = [
         Binding("x", "end", "Revoke", id="grants.revoke", tooltip="Revoke the highlighted grant"),
         Binding("a", "toggle_all", "Inactive", id="grants.all", tooltip="Show or hide revoked, expired, used"),
@@ -47,6 +49,7 @@ class GrantsScreen(AgentTableScreen):
             [(grant.label, "bold")],
             [grant.context or ("all", "$text-muted")],
             [session],
+            [("reveal", "bold $error") if REVEAL in grant.rights else "inject"],
             [" ".join(grant.scopes) or ("any", "$text-muted")],
             ["∞" if grant.uses_left is None else str(grant.uses_left)],
             [relative(grant.expires_at, now)],
@@ -54,6 +57,9 @@ class GrantsScreen(AgentTableScreen):
         )
         detail: list[Part] = [(grant.id, "bold"), (f" · made {clock_time(grant.created_at, now)} by ", "$text-muted"),
                               grant.created_by]
+        detail += [("\nfor ", "$text-muted"), grant.binding]
+        if grant.cwd:
+            detail += [("  in ", "$text-muted"), grant.cwd]
         if grant.reason:
             detail += [("\nreason ", "$text-muted"), grant.reason]
         if grant.revoked_at is not None:
