@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,26 +54,12 @@ def digest(value: bytes | str) -> str:
 class DesktopBroker(Broker):
     """``aegis-vault serve`` started with a desktop's limits on open files."""
 
-    def start(self) -> DesktopBroker:
-        args = ["serve"] + (["--approval-timeout", self.approval_timeout] if self.approval_timeout else [])
-
+    def launch(self, log: Any) -> subprocess.Popen[bytes]:
         def desktop_limits() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, DESKTOP_FILE_LIMITS)
 
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "aegis_tui", *args], env=self.env,
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                                         preexec_fn=desktop_limits)
-        from tests.support.broker import socket_answers, wait_until
-
-        def ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"serve exited with {self.proc.returncode}: {self.log_text()}")
-            found = self.sockets()
-            return len(found) == 1 and socket_answers(found[0])
-
-        wait_until(ready, "the broker to answer on its socket")
-        return self
+        return subprocess.Popen(self.serve_argv(), env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True, preexec_fn=desktop_limits)
 
 
 @pytest.fixture

@@ -320,22 +320,9 @@ class UnprivilegedBroker(Broker):
     """``aegis-vault serve`` without capabilities: it makes itself non-dumpable, so another
     process of the user can no longer read its ``/proc/PID/exe`` (only its command line)."""
 
-    def start(self) -> UnprivilegedBroker:
-        from tests.support.broker import socket_answers, wait_until
+    def serve_argv(self) -> list[str]:
+        return unprivileged([sys.executable, "-m", "aegis_tui", "serve", "--approval-timeout", "10s"])
 
-        argv = [sys.executable, "-m", "aegis_tui", "serve", "--approval-timeout", "10s"]
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(unprivileged(argv), env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=log, start_new_session=True)
-
-        def ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"serve exited with {self.proc.returncode}: {self.log_text()}")
-            found = self.sockets()
-            return len(found) == 1 and socket_answers(found[0])
-
-        wait_until(ready, "the broker to answer on its socket")
-        return self
 
 
 APP_SIDE = r"""

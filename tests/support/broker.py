@@ -137,11 +137,18 @@ class Broker:
         assert len(found) == 1, f"expected one broker socket, found {len(found)}"
         return found[0]
 
-    def start(self) -> Broker:
+    def serve_argv(self) -> list[str]:
         args = ["serve"] + (["--approval-timeout", self.approval_timeout] if self.approval_timeout else [])
+        return [sys.executable, "-m", "aegis_tui", *args]
+
+    def launch(self, log: Any) -> subprocess.Popen[bytes]:
+        """Start ``serve`` writing to ``log``; variants change how (limits, capabilities)."""
+        return subprocess.Popen(self.serve_argv(), env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+
+    def start(self) -> Broker:
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "aegis_tui", *args], env=self.env,
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            self.proc = self.launch(log)
 
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
