@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -20,18 +21,30 @@ from aegis_tui.core.models import Credential
 
 DEFAULT_APPROVAL_TIMEOUT = 120.0
 _CONTROL_PICTURES = {i: 0x2400 + i for i in range(32)} | {0x7F: 0x2421}
+# Letters and marks Python calls printable that draw nothing: Hangul fillers, the blank
+# braille pattern, the combining grapheme joiner, Khmer inherent vowels and variation
+# selectors. Enough of them read as spaces, or as nothing at all between two letters.
+_BLANK = re.compile("[\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5\u180b-\u180d\u180f"
+                    "\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+
+_NAME, _PATH, _ARG, _ARGS = 120, 300, 500, 200  # longest name, path, argument; most arguments sent
+
+
+def _visible(ch: str) -> str:
+    return ch if ch.isprintable() and not _BLANK.match(ch) else f"⟨U+{ord(ch):04X}⟩"
 
 
 def literal(text: str, limit: int = 500) -> str:
     """Untrusted text (an agent's reason, a process name, a path) made safe to show as-is:
-    C0 controls become their visible pictures (ESC shows as ␛), and every other character
-    a terminal would act on or hide (C1 controls, bidi overrides, zero-width and other
-    format characters, separators) becomes its code point in brackets (``⟨U+202E⟩``), so
-    nothing can move the cursor, restyle or reorder the text, or hide a word in it. Markup
-    is never interpreted by whoever displays it."""
+    C0 controls and DEL become their visible pictures (ESC shows as ␛), and every other
+    character a terminal would act on or that draws nothing (C1 controls, bidi overrides
+    and isolates, zero-width and other format characters, separators other than the space,
+    lone surrogates, fillers and variation selectors) becomes its code point in brackets
+    (``⟨U+202E⟩``), so nothing can move the cursor, restyle or reorder the text, or hide a
+    word in it. Markup is never interpreted by whoever displays it."""
     cleaned = text.translate(_CONTROL_PICTURES)
-    if not cleaned.isprintable():
-        cleaned = "".join(ch if ch.isprintable() else f"⟨U+{ord(ch):04X}⟩" for ch in cleaned)
+    if not cleaned.isprintable() or _BLANK.search(cleaned):
+        cleaned = "".join(map(_visible, cleaned))
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
@@ -75,8 +88,9 @@ class Decision(NamedTuple):
 def _credential_from_wire(data: dict[str, Any]) -> Credential:
     from aegis_tui.core.models import Kind, Status
 
-    return Credential(id=str(data["id"]), name=str(data["name"]), kind=Kind(data["kind"]),
-                      service=str(data["service"]), context=str(data["context"]), status=Status(data["status"]))
+    return Credential(id=str(data["id"]), name=literal(str(data["name"]), _NAME), kind=Kind(data["kind"]),
+                      service=literal(str(data["service"]), _NAME), context=literal(str(data["context"]), _NAME),
+                      status=Status(data["status"]))
 
 
 class PendingRequest(NamedTuple):
@@ -99,41 +113,55 @@ class PendingRequest(NamedTuple):
     warnings: tuple[str, ...] = ()  # the credential's state: exposed, an open incident, expiring
 
     def to_wire(self) -> dict[str, Any]:
-        """What an attached app needs to show the request (never a value)."""
+        """What an attached app needs to show the request (never a value). Text goes out
+        literal (a command line may hold bytes that are not UTF-8) and is cleaned again on
+        arrival: the receiver trusts no sender to have done it."""
         c = self.credential
         return {
             "id": self.id, "created_at": self.created_at, "deadline": self.deadline,
-            "peer": {"pid": self.peer.pid, "uid": self.peer.uid, "exe": self.peer.exe, "cwd": self.peer.cwd,
-                     "chain": [[p.pid, p.name] for p in self.peer.chain]},
+            "peer": {"pid": self.peer.pid, "uid": self.peer.uid, "exe": literal(self.peer.exe, _PATH),
+                     "cwd": literal(self.peer.cwd, _PATH),
+                     "chain": [[p.pid, literal(p.name, _NAME), literal(p.exe, _PATH)] for p in self.peer.chain],
+                     "cmdline": [literal(arg, _ARG) for arg in self.peer.cmdline[:_ARGS]]},
             "session": None if self.session is None else self.session.public_dict(),
             "credential": {"id": c.id, "name": c.name, "kind": str(c.kind), "service": c.service,
                            "context": c.context, "status": str(c.status)},
             "scopes": list(self.scopes), "reason": self.reason, "duration": self.duration, "via": self.via,
-            "right": self.right, "command": list(self.command), "program": self.program, "bound": self.bound,
+            "right": self.right, "command": [literal(arg, _ARG) for arg in self.command[:_ARGS]],
+            "program": literal(self.program, _PATH), "bound": self.bound,
             "outside_project": self.outside_project, "warnings": list(self.warnings),
         }
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> PendingRequest:
-        """The other side of ``to_wire``; text is made literal again, whoever sent it."""
+        """The other side of ``to_wire``; every text is made literal again, whoever sent it."""
         peer = data["peer"]
-        chain = tuple(ProcessInfo(int(pid), literal(str(name), 40)) for pid, name in peer["chain"])
+        chain = tuple(ProcessInfo(int(entry[0]), literal(str(entry[1]), _NAME),
+                                  literal(str(entry[2]) if len(entry) > 2 else "", _PATH))
+                      for entry in peer["chain"])
         session = data.get("session")
         return cls(
             id=int(data["id"]), created_at=float(data["created_at"]), deadline=float(data["deadline"]),
-            peer=PeerInfo(int(peer["pid"]), int(peer["uid"]), literal(str(peer["exe"]), 300),
-                          literal(str(peer["cwd"]), 300), chain, ()),
-            session=None if session is None else AgentSession(**session),
+            peer=PeerInfo(int(peer["pid"]), int(peer["uid"]), literal(str(peer["exe"]), _PATH),
+                          literal(str(peer["cwd"]), _PATH), chain, (),
+                          tuple(literal(str(arg), _ARG) for arg in peer.get("cmdline", ())[:_ARGS])),
+            session=None if session is None else _session_from_wire(session),
             credential=_credential_from_wire(data["credential"]),
-            scopes=tuple(str(s) for s in data["scopes"]), reason=literal(str(data["reason"])),
+            scopes=tuple(literal(str(s), _NAME) for s in data["scopes"]), reason=literal(str(data["reason"])),
             duration=None if data.get("duration") is None else int(data["duration"]),
             via=literal(str(data["via"]), 200),
             right="inject" if data.get("right") == "inject" else "reveal",
-            command=tuple(literal(str(arg), 500) for arg in data.get("command", ())),
-            program=literal(str(data.get("program", "")), 300), bound=bool(data.get("bound")),
+            command=tuple(literal(str(arg), _ARG) for arg in data.get("command", ())[:_ARGS]),
+            program=literal(str(data.get("program", "")), _PATH), bound=bool(data.get("bound")),
             outside_project=literal(str(data.get("outside_project", "")), 200),
             warnings=tuple(literal(str(w), 80) for w in data.get("warnings", ())),
         )
+
+
+def _session_from_wire(data: dict[str, Any]) -> AgentSession:
+    session = AgentSession(**data)
+    return session._replace(label=literal(str(session.label), _NAME), context=literal(str(session.context), _NAME),
+                            created_by=literal(str(session.created_by), 300))
 
 
 class ApprovalQueue:

@@ -42,7 +42,8 @@ PEER = PeerInfo(pid=4130, uid=1000, exe="/usr/bin/python3.11", cwd="/home/dev/sr
                        ProcessInfo(4121, "claude", "/usr/lib/node_modules/claude/bin/claude"),
                        ProcessInfo(4080, "node", "/usr/bin/node"), ProcessInfo(3900, "zsh", "/usr/bin/zsh"),
                        ProcessInfo(3890, "tmux: server", "/usr/bin/tmux"), ProcessInfo(1, "systemd", "/usr/lib/systemd/systemd")),
-                ancestry=())
+                ancestry=(), cmdline=("/usr/bin/python3.11", "/usr/local/bin/aegis-vault", "run", "--", "git", "push",
+                                      "origin", "main"))
 
 
 def credential_id(vault: Vault, name: str) -> str:

@@ -9,9 +9,12 @@ drawn literally (``approvals.literal``): control, bidi and zero-width characters
 visible symbols, so nothing can repaint the dialog, set the title or write the clipboard.
 
 Deny has the focus and Escape denies; unanswered, the request denies itself when the
-countdown runs out. No key (and no click) does anything until the dialog has been up for
-``ARM_SECONDS`` and the key before it came ``QUIET_SECONDS`` earlier: digits someone was
-typing into another field when the request appeared never approve it.
+countdown runs out. No key (and no click) does anything until the dialog has been on top
+for ``ARM_SECONDS`` and the key before it came ``QUIET_SECONDS`` earlier: digits someone
+was typing into another field when the request appeared never approve it, and an "e" or
+a "b" typed for something else neither opens the scope field nor changes the binding.
+The guard runs on ``time.monotonic``, not the app's clock: that one is wall time, which
+can jump, and tests and snapshots freeze it.
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ class ApprovalModal(ModalScreen[int | None]):
         Binding("b", "cycle_binding", "Bind", id="approval.bind",
                 tooltip="What the grant is bound to: this command line, this program, or any command"),
     ]
-    ARM_SECONDS = 1.0  # the dialog must have been visible this long before a key counts
+    ARM_SECONDS = 1.0  # the dialog must have been on top this long before a key counts
     QUIET_SECONDS = 0.5  # and the key before must be this much older: no typing runs into it
 
     def __init__(self, approvals: Approvals, request: PendingRequest, waiting: int) -> None:
@@ -123,7 +126,7 @@ class ApprovalModal(ModalScreen[int | None]):
         self.request = request
         self._waiting = waiting
         self._finished = False
-        self._shown_at = time.monotonic()
+        self._shown_at = float("inf")  # when it last came on top (``on_screen_resume``)
         self._last_key = float("-inf")  # when the last key came
         self._last_key_counts = False  # whether that key may answer (see ``armed``)
         self._binding = "argv" if request.right == "inject" and request.command else "any"
@@ -153,24 +156,35 @@ class ApprovalModal(ModalScreen[int | None]):
                 yield Button("3 1 hour", id="approval-hour", compact=True)
                 yield Button("4 Session", id="approval-session", compact=True,
                              disabled=self.request.session is None)
-            binds = " · b bind" if self.request.right == "inject" and self.request.command else ""
+            binds = " · b bind" if self._can_bind else ""
             yield Static(Content.styled(f"d or esc deny · e edit scope{binds} · tab next", "$text-muted"),
                          id="approval-keys")
 
     def _rows(self) -> list[tuple[str, str, list[Part]]]:
-        """(id, label, text) of each line; an empty id is a section heading."""
+        """(id, label, text) of each line; an empty id is a section heading. First what is
+        being decided (so it shows at 80x24 without scrolling), then what the broker
+        verified, then what the agent claims."""
         r = self.request
         now = self.aegis.clock()
         c = r.credential
-        rows: list[tuple[str, str, list[Part]]] = [("right", "would", self._right_parts())]
+        wants: list[Part] = [(literal(c.name, 120), "bold"), ("  (", "$text-muted"),
+                             literal(c.service, 80) or "no service", (" · ", "$text-muted"), str(c.kind),
+                             (" · ", "$text-muted"), literal(c.context, 120) or "no context", (")", "$text-muted")]
+        for warning in r.warnings:
+            wants += [("  ⚠ ", "$error"), (literal(warning, 80), "bold $error")]
+        rows: list[tuple[str, str, list[Part]]] = [("wants", "wants", wants), ("right", "would", self._right_parts())]
+        if self._can_bind:
+            rows.append(("bind", "grant for", self._bind_parts()))
         if r.outside_project:
             rows.append(("project", "project", [(f"outside this project's context ({literal(r.outside_project, 120)})",
                                                   "bold $error")]))
         rows.append(("", "", [("⟨verified⟩ ", "bold $success"), ("what the broker read from the kernel", "$text-muted")]))
         rows.append(("from", "from", process_parts(r.peer)))
+        if r.peer.cmdline and tuple(r.peer.cmdline) != tuple(r.command):
+            rows.append(("runs", "runs", [command_text(r.peer.cmdline)]))
         if r.command:
             rows.append(("command", "command", [(command_text(r.command), "bold")]))
-            rows.append(("program", "program", [literal(r.program, 300)]))
+            rows.append(("program", "program", [literal(r.program, 300) or ("(not resolved)", "$warning")]))
         if r.peer.cwd:
             rows.append(("folder", "folder", [literal(home_relative(r.peer.cwd), 300)]))
         if r.session is None:
@@ -182,15 +196,6 @@ class ApprovalModal(ModalScreen[int | None]):
                         "$text-muted" if r.bound else "$warning"),
                        (f" · ends {clock_time(s.expires_at, now)}", "$text-muted")]
         rows.append(("session", "session", session))
-        wants: list[Part] = [(literal(c.name, 120), "bold"), ("  (", "$text-muted"),
-                             literal(c.service, 80) or "no service", (" · ", "$text-muted"), str(c.kind),
-                             (" · ", "$text-muted"), literal(c.context, 120) or "no context", (")", "$text-muted")]
-        for warning in r.warnings:
-            wants += [("  ⚠ ", "$error"), (literal(warning, 80), "bold $error")]
-        rows.append(("wants", "wants", wants))
-        if r.right == "inject" and r.command:
-            rows.append(("bind", "grant for", [BINDINGS_OFFERED[self._binding],
-                                               ("  (b changes it)", "$text-muted")]))
         rows.append(("", "", [("⟨agent says⟩ ", "bold $warning"), ("its claims, not checked", "$text-muted")]))
         rows.append(("reason", "reason", [literal(r.reason) if r.reason else ("(no reason given)", "$text-muted")]))
         rows.append(("via", "via", [literal(r.via, 200)]))
@@ -202,6 +207,20 @@ class ApprovalModal(ModalScreen[int | None]):
             rows.append(("asks", "asks", [f"for {duration_words(r.duration)}"]))
         return rows
 
+    @property
+    def _said_name(self) -> str:
+        """The credential's name as the toasts say it: literal, like everything drawn here."""
+        return literal(self.request.credential.name, 120)
+
+    @property
+    def _can_bind(self) -> bool:
+        """A grant can be bound to a command only when the value goes into one."""
+        return self.request.right == "inject" and bool(self.request.command)
+
+    def _bind_parts(self) -> list[Part]:
+        return [(BINDINGS_OFFERED[self._binding], "bold" if self._binding == "argv" else "bold $warning"),
+                ("  (b changes it)", "$text-muted")]
+
     def _right_parts(self) -> list[Part]:
         r = self.request
         if r.right == "reveal":
@@ -210,6 +229,10 @@ class ApprovalModal(ModalScreen[int | None]):
         target = command_text(r.command) if r.command else "git's transport"
         return [("inject ", "bold"), ("into ", "$text-muted"), (target, "bold"),
                 (" (the value goes into its environment, not to the agent)", "$text-muted")]
+
+    def on_screen_resume(self) -> None:
+        """On top now, first shown or uncovered again: it must be read before a key counts."""
+        self._shown_at = time.monotonic()
 
     def on_mount(self) -> None:
         self.query_one("#approval-scope", Input).display = False
@@ -236,7 +259,7 @@ class ApprovalModal(ModalScreen[int | None]):
             self._waiting = len(waiting)
             self._show_title()
             return
-        self.notify(f"The request for {self.request.credential.name} ended unanswered: it timed out "
+        self.notify(f"The request for {self._said_name} ended unanswered: it timed out "
                     "or the agent stopped waiting.", title="Access request withdrawn", severity="warning",
                     timeout=6, markup=False)
         self._close(None)
@@ -250,7 +273,7 @@ class ApprovalModal(ModalScreen[int | None]):
         if action == "allow" and parameters == ("session",):
             return self.request.session is not None
         if action == "cycle_binding":
-            return self.request.right == "inject" and bool(self.request.command)
+            return self._can_bind
         return True
 
     def on_key(self, event: events.Key) -> None:
@@ -285,7 +308,7 @@ class ApprovalModal(ModalScreen[int | None]):
             self.action_allow(choice)
 
     def action_deny(self) -> None:
-        self._answer(Decision.deny(), f"Denied {self.request.credential.name}.")
+        self._answer(Decision.deny(), f"Denied {self._said_name}.")
 
     def action_allow(self, choice: str) -> None:
         if choice == "session" and self.request.session is None:
@@ -296,13 +319,14 @@ class ApprovalModal(ModalScreen[int | None]):
             self._say_error(str(error))
             return
         decision, said = CHOICES[choice]
-        self._answer(decision._replace(scopes=scopes, bind=self._binding), f"Allowed {self.request.credential.name} {said}.")
+        self._answer(decision._replace(scopes=scopes, bind=self._binding), f"Allowed {self._said_name} {said}.")
 
     def action_cycle_binding(self) -> None:
+        if self._finished or not self._answer_counts():
+            return
         order = list(BINDINGS_OFFERED)
         self._binding = order[(order.index(self._binding) + 1) % len(order)]
-        self.query_one("#approval-row-bind", Static).update(Content.assemble(
-            BINDINGS_OFFERED[self._binding], ("  (b changes it)", "$text-muted")))
+        self.query_one("#approval-row-bind", Static).update(Content.assemble(*self._bind_parts()))
 
     def _answer(self, decision: Decision, said: str) -> None:
         if self._finished or not self._answer_counts():
@@ -310,12 +334,14 @@ class ApprovalModal(ModalScreen[int | None]):
         if self.approvals.decide(self.request.id, decision):
             self.notify(said, timeout=4, markup=False)
         else:
-            self.notify(f"The request for {self.request.credential.name} is gone: it timed out or the agent "
+            self.notify(f"The request for {self._said_name} is gone: it timed out or the agent "
                         "stopped waiting.", severity="warning", timeout=6, markup=False)
         self._close(self.request.id)
 
     # -- scopes --------------------------------------------------------------------------------
     def action_edit_scope(self) -> None:
+        if self._finished or not self._answer_counts():
+            return
         field = self.query_one("#approval-scope", Input)
         field.display = not field.display
         self._say_error("")
