@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import sys
 
 import pytest
 from textual.content import Content
@@ -351,7 +352,10 @@ async def test_with_aegis_vault_serve_running_the_app_attaches_and_answers_its_r
             assert "broker ● attached" in plain(built.app.screen.query_one("#top-bar"))
             assert built.app.broker_service is None
             asked = broker_get(built.vault, CREDENTIAL, reason="through serve")
-            await shown(pilot)
+            modal = await shown(pilot)
+            asker = plain(modal.query_one("#approval-row-from"))  # came over the owner channel
+            assert "executable hidden" not in asker and os.path.basename(os.path.realpath(sys.executable)) in asker
+            assert "pytest" in plain(modal.query_one("#approval-row-runs"))  # the asker's own command line
             await pilot.press("1")
             assert served(await asyncio.wait_for(asked, 10)) == value_of(built, CREDENTIAL)
             await gone(pilot)
