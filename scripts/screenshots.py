@@ -65,7 +65,7 @@ def seed_agents(vault: Vault) -> AgentSession:
     """An agent session and its grants, with fixed ids (real ones are random), stored the
     way the core stores them; returns the session."""
     from aegis_tui.core.agents.grants import GRANT_KIND, Grant
-    from aegis_tui.core.agents.records import SealedRecords
+    from aegis_tui.core.store.records import SealedRecords
     from aegis_tui.core.agents.sessions import SESSION_KIND
 
     session = AgentSession(id="as_4f1c2a9e7b3d5c80", label="claude · CI fix", context="acme/dev",

@@ -68,7 +68,7 @@ async def test_grants_view_lists_grants_and_revoking_one_means_asking_again(make
         await approve(pilot, built, CREDENTIAL, "3", scopes=["repo:push"])
         await opened(pilot, "A", GrantsScreen)
         [row] = lines(built.app)
-        assert row.split() == ["github-pat-ci", "acme/dev", "no", "session", "repo:push", "∞", "in", "1h", "✓", "active"]
+        assert row.split() == ["github-pat-ci", "acme/dev", "no", "session", "reveal", "repo:push", "∞", "in", "1h", "✓", "active"]
         [grant] = Grants(built.vault).list()
         detail = plain(built.app.screen.query_one("#agent-detail"))
         assert grant.id in detail and "approved in the app" in detail
