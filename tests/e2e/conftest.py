@@ -114,10 +114,18 @@ class Tmux:
                 raise ScreenTimeout(f"the {label!r} button did not keep the focus; screen:\n{self.screen()}")
 
     def wait_for_cursor_move(self, start: tuple[int, int], *, timeout: float = 15) -> tuple[int, int]:
+        """The cursor's new resting place once it has left ``start``.
+
+        Mid-repaint the terminal cursor passes through whatever cell was written last, so one
+        changed sample can name a row no field is on; the position counts once three samples
+        in a row agree.
+        """
         deadline = time.monotonic() + timeout
+        seen: list[tuple[int, int]] = []
         while True:
             now = self.cursor()
-            if now != start:
+            seen = [*seen, now][-3:] if now != start else []
+            if len(seen) == 3 and len(set(seen)) == 1:
                 return now
             if time.monotonic() > deadline:
                 raise ScreenTimeout(f"the cursor stayed at {start}; screen:\n{self.screen()}")
