@@ -192,3 +192,13 @@ def test_run_through_a_broker_imports_neither_the_vault_nor_cryptography(broker_
     loaded = imported_by(["run", "--need", "api", "--", "true"], broker_serving)
     assert "aegis_tui.core.broker.client" in loaded  # it did go through the broker
     assert loaded & heavy == set()
+
+
+def test_run_through_a_broker_skips_the_stdlib_modules_that_cost_it_milliseconds(broker_serving):
+    """``run`` wraps every command an agent runs: argparse (with re and gettext), typing,
+    json, base64 and signal's enum wrappers cost it ~10 ms together (docs/benchmarks.md).
+    ``-m`` itself brings contextlib and collections in, so those are not checked here."""
+    costly = {"argparse", "typing", "re", "json", "enum", "base64", "signal", "gettext"}
+    loaded = imported_by(["run", "--need", "api", "--", "true"], broker_serving)
+    assert "aegis_tui.core.run.child" in loaded  # it did start the command
+    assert loaded & costly == set()

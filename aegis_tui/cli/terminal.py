@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
-from collections.abc import Iterator
 
 from aegis_tui.core.errors import UsageError
 from aegis_tui.core.secret import Secret
 
 
-@contextmanager
-def _terminal() -> Iterator[int | None]:
-    try:
-        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
-    except OSError:
-        yield None
-        return
-    try:
-        yield fd
-    finally:
-        os.close(fd)
+class _terminal:  # noqa: N801 - used as ``with _terminal() as fd``, like the function it replaced
+    """The controlling terminal opened for one exchange, or ``None`` without one. A class
+    rather than ``contextlib.contextmanager``, whose import costs every ``run`` ~2 ms."""
+
+    def __enter__(self) -> int | None:
+        try:
+            self._fd: int | None = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+        except OSError:
+            self._fd = None
+        return self._fd
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
 
 
 def has_terminal() -> bool:

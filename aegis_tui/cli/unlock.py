@@ -14,14 +14,14 @@ serves a second unlock in the same process (``session exec`` ends its session th
 
 from __future__ import annotations
 
-import argparse
-
 from aegis_tui.cli.terminal import err, has_terminal, prompt_hidden, read_fd_line
 from aegis_tui.core.errors import UnlockError
 from aegis_tui.core.paths import ENV_KEY_VARIABLE, take_env_key, vault_path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    import argparse  # only the annotations name it: ~4.5 ms (re, gettext) off every ``run``
+
     from aegis_tui.core.vault import Vault
 
 

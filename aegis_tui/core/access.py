@@ -9,17 +9,15 @@ owner's authority (still narrowed to its agent session, if it runs in one).
 
 from __future__ import annotations
 
-import base64
-import json
-from collections import Counter
+from binascii import a2b_base64
 
-from aegis_tui.core.broker.wire import DATA, END, FLUSH, HITS, MAX_STREAM_FRAME, STREAM_HEADER
+from aegis_tui.core.broker.wire import DATA, END, FLUSH, HITS, MAX_STREAM_FRAME, STREAM_HEADER, loads
 from aegis_tui.core.errors import AegisError
 from aegis_tui.core.secret import Secret
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~2 ms) on the get path
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
     from aegis_tui.core.gitcred import GitRequest
@@ -38,7 +36,7 @@ class AgentAccess:
     def get(self, reference: str, *, reason: str = "", via: str = "aegis-vault get") -> tuple[str, Secret, str]:
         """(credential name, raw value, status: "exposed" deserves a warning): a reveal."""
         answer = self.call("get", {"ref": reference, "reason": reason, "via": via}, waits=True)
-        return answer["name"], Secret(base64.b64decode(answer["value_b64"])), answer.get("status", "")
+        return answer["name"], Secret(a2b_base64(answer["value_b64"])), answer.get("status", "")
 
     def inject(self, reference: str, command: list[str], program: str, *, reason: str = "",
                project_context: str | None = None) -> tuple[str, Secret]:
@@ -48,7 +46,7 @@ class AgentAccess:
         if project_context is not None:
             args["project_context"] = project_context
         answer = self.call("inject", args, waits=True)
-        return answer["name"], Secret(base64.b64decode(answer["value_b64"]))
+        return answer["name"], Secret(a2b_base64(answer["value_b64"]))
 
     def list(self, where: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
         """Summaries (never values) of what this caller may see; ``where``: context,
@@ -63,7 +61,7 @@ class AgentAccess:
     def git_get(self, request: GitRequest, reason: str = "") -> tuple[str, Secret]:
         """(user name, password) for what git asks."""
         answer = self.call("git.get", {**_git_args(request), "reason": reason}, waits=True)
-        return answer["username"], Secret(base64.b64decode(answer["password_b64"]))
+        return answer["username"], Secret(a2b_base64(answer["password_b64"]))
 
     def git_erase(self, request: GitRequest) -> str:
         return str(self.call("git.erase", _git_args(request))["name"])
@@ -170,16 +168,24 @@ class BrokerAccess(AgentAccess):
         return open_channel
 
     def masked_hits(self) -> dict[str, int]:
-        total: Counter[str] = Counter()
         for mask in self._masks:
             mask.finish()
-            total.update(mask.hits)
-        return dict(total)
+        return summed_hits(mask.hits for mask in self._masks)
 
     def close(self) -> None:
         for mask in self._masks:
             mask.close()
         self._client.close()
+
+
+def summed_hits(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Occurrences masked per label, added up over streams (``collections.Counter`` would
+    import ``collections`` on every ``run`` for this one sum)."""
+    total: dict[str, int] = {}
+    for count in counts:
+        for label, hits in count.items():
+            total[label] = total.get(label, 0) + hits
+    return total
 
 
 def _git_args(request: GitRequest) -> dict[str, str]:
@@ -193,7 +199,7 @@ class RemoteMask:
     def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect
         self._client: Any = None
-        self.hits: Counter[str] = Counter()
+        self.hits: dict[str, int] = {}
         self._ended = False
 
     def _exchange(self, kind: bytes, data: bytes) -> bytes:
@@ -213,7 +219,7 @@ class RemoteMask:
         if kind == END:
             hit_kind, length = STREAM_HEADER.unpack(self._client.read_exact(STREAM_HEADER.size))
             if hit_kind == HITS:
-                self.hits.update(json.loads(self._client.read_exact(length)))
+                self.hits = summed_hits([self.hits, loads(self._client.read_exact(length))])
         return b"".join(out)
 
     def feed(self, data: bytes) -> bytes:
@@ -276,10 +282,7 @@ class LocalAccess(AgentAccess):
         return open_channel
 
     def masked_hits(self) -> dict[str, int]:
-        total: Counter[str] = Counter()
-        for stream in self._streams:
-            total.update(stream.hits)
-        return dict(total)
+        return summed_hits(stream.hits for stream in self._streams)
 
     def close(self) -> None:
         self._vault.close()

@@ -14,7 +14,6 @@ never values, so it is meant to be committed.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 from aegis_tui.core.errors import UsageError
 from aegis_tui.core.run.environment import REFERENCE_PREFIX, Need, validate_env_name
@@ -22,10 +21,15 @@ from aegis_tui.core.run.environment import REFERENCE_PREFIX, Need, validate_env_
 PROJECT_FILE = ".aegis.toml"
 
 
-class Project(NamedTuple):
-    path: str
-    context: str
-    env: dict[str, str]  # variable -> reference
+class Project:
+    """A loaded ``.aegis.toml``. A plain class (no ``typing`` import): ``run`` imports this."""
+
+    __slots__ = ("path", "context", "env")
+
+    def __init__(self, path: str, context: str, env: dict[str, str]) -> None:
+        self.path = path
+        self.context = context
+        self.env = env  # variable -> reference
 
     def needs(self) -> list[Need]:
         return [Need(variable, self.reference(target), self.path) for variable, target in self.env.items()]
