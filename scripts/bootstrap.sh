@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make a fresh Debian machine (only Python 3.11 and make) ready: system packages, then
 # a virtualenv with aegis-vault installed in editable mode.
-#   scripts/bootstrap.sh app    -> what running the app needs
+#   scripts/bootstrap.sh app    -> what running the app needs (bubblewrap: session exec's sandbox)
 #   scripts/bootstrap.sh test   -> plus a real Secret Service (gnome-keyring, D-Bus) and tmux
 #   scripts/bootstrap.sh bench  -> plus hyperfine, pass and gnupg for comparisons
 set -euo pipefail
@@ -11,6 +11,7 @@ python=${PYTHON:-python3}
 
 need=()
 "$python" -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v bwrap >/dev/null || need+=(bubblewrap)
 if [ "$profile" != app ]; then
   command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
   command -v dbus-daemon >/dev/null || need+=(dbus)
