@@ -68,7 +68,8 @@ def get_through_broker(reference: str) -> int | None:
 
 
 def broker_socket_path() -> str | None:
-    """The socket of this vault's broker when it exists in a private runtime folder.
+    """The socket of this vault's broker when it exists in a private runtime folder
+    (inside a sandboxed session, where the vault is hidden, the session's socket).
 
     ``core.paths.vault_path()`` and ``core.broker.runtime.socket_path()``, without
     their imports; ``None`` where those would raise or the socket is not there."""
@@ -82,11 +83,17 @@ def broker_socket_path() -> str | None:
     base = env.get("XDG_RUNTIME_DIR")
     folder = os.path.join(base, "aegis-vault") if base and os.path.isdir(base) else f"/tmp/aegis-vault-{os.getuid()}"
     try:
-        vault = os.stat(os.path.join(home, "vault.db"))
         info = os.lstat(folder)
     except (OSError, ValueError):
         return None
     if (info.st_mode & 0o170000) != 0o040000 or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        return None
+    try:
+        vault = os.stat(os.path.join(home, "vault.db"))
+    except FileNotFoundError:  # inside a sandboxed session: its own socket, if any
+        path = os.path.join(folder, "session.sock")  # runtime.SESSION_SOCKET_NAME
+        return path if os.path.exists(path) else None
+    except (OSError, ValueError):
         return None
     path = os.path.join(folder, f"vault-{vault.st_dev:x}-{vault.st_ino:x}.sock")
     return path if os.path.exists(path) else None

@@ -109,6 +109,11 @@ class AgentAccess:
     def masked_hits(self) -> dict[str, int]:
         raise NotImplementedError
 
+    @property
+    def sandboxed(self) -> bool:
+        """Whether the broker starts ``run``'s child (inside a sandboxed session)."""
+        return False
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -131,17 +136,43 @@ class BrokerAccess(AgentAccess):
         self._client = client
         self._vault_path = vault_path
         self._masks: list[RemoteMask] = []
+        self._hello: dict[str, Any] | None = None
 
     def call(self, op: str, args: dict[str, Any] | None = None, *, waits: bool = False) -> dict[str, Any]:
         from aegis_tui.core.broker.client import APPROVAL_WAIT_SECONDS, CALL_TIMEOUT
 
         return dict(self._client.call(op, args or {}, timeout=APPROVAL_WAIT_SECONDS if waits else CALL_TIMEOUT))
 
+    def hello(self) -> dict[str, Any]:
+        if self._hello is None:
+            self._hello = self.call("hello")
+        return self._hello
+
+    @property
+    def sandboxed(self) -> bool:
+        """Whether this broker is a sandboxed session's own socket: there, the broker
+        starts ``run``'s child itself (``start_run``), since nothing in the sandbox may
+        hold a value."""
+        return self.hello().get("sandboxed") is True
+
+    def start_run(self, needs: dict[str, str], contexts: dict[str, str], command: list[str], program: str,
+                  cwd: str, reason: str, env: dict[str, str]) -> dict[str, Any]:
+        """``run.start``: the broker checks each need as ``inject`` does and runs the
+        command outside the sandbox with our stdin, stdout and stderr (sent along); our
+        signals are passed on while it runs. Its exit code or signal, and what was masked."""
+        from aegis_tui.core.run.signals import forwarded_signals
+
+        args = {"needs": needs, "contexts": contexts, "command": command, "program": program, "cwd": cwd,
+                "reason": reason, "env": env, "tty": _isatty(1)}
+        client = self._client
+        with forwarded_signals(lambda signum: client.send("run.signal", {"signal": signum})):
+            return dict(client.call("run.start", args, timeout=None, fds=(0, 1, 2)))
+
     def hold_values(self) -> None:
         """The broker reads what this process is from ``/proc`` when it connects; once it
         has answered (so it has), this process hides itself, and the broker keeps what it
         read for this process's later connections."""
-        self.call("hello")
+        self.hello()
         super().hold_values()
 
     def report_run(self, command: str, credentials: list[str], duration: float, exit_code: int | None,
@@ -176,6 +207,12 @@ class BrokerAccess(AgentAccess):
         for mask in self._masks:
             mask.close()
         self._client.close()
+
+
+def _isatty(fd: int) -> bool:
+    import os
+
+    return os.isatty(fd)
 
 
 def summed_hits(counts: Iterable[dict[str, int]]) -> dict[str, int]:

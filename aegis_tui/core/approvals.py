@@ -111,6 +111,7 @@ class PendingRequest(NamedTuple):
     bound: bool = False  # the session is bound to a process tree
     outside_project: str = ""  # the project context the reference lies outside of
     warnings: tuple[str, ...] = ()  # the credential's state: exposed, an open incident, expiring
+    sandboxed: bool = False  # the session's agent runs in an OS sandbox
 
     def to_wire(self) -> dict[str, Any]:
         """What an attached app needs to show the request (never a value). Text goes out
@@ -130,6 +131,7 @@ class PendingRequest(NamedTuple):
             "right": self.right, "command": [literal(arg, _ARG) for arg in self.command[:_ARGS]],
             "program": literal(self.program, _PATH), "bound": self.bound,
             "outside_project": self.outside_project, "warnings": list(self.warnings),
+            "sandboxed": self.sandboxed,
         }
 
     @classmethod
@@ -155,6 +157,7 @@ class PendingRequest(NamedTuple):
             program=literal(str(data.get("program", "")), _PATH), bound=bool(data.get("bound")),
             outside_project=literal(str(data.get("outside_project", "")), 200),
             warnings=tuple(literal(str(w), 80) for w in data.get("warnings", ())),
+            sandboxed=data.get("sandboxed") is True,
         )
 
 

@@ -23,6 +23,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing or argpar
 if TYPE_CHECKING:
     import argparse
 
+    from aegis_tui.core.access import AgentAccess
+
 _NEVER_INHERITED = (ENV_KEY_VARIABLE,)  # the child must not be able to unlock the vault itself
 
 
@@ -52,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     program = find_program(command[0], env)
     access = open_agent_access(args)
     try:
+        if access.sandboxed:
+            return _run_by_broker(access, args, command, program, needs, project, env)
         access.hold_values()  # from here on it holds values: unreadable to the user's other processes, no core
         used: list[str] = []
         for need in needs:
@@ -77,6 +81,24 @@ def run(args: argparse.Namespace) -> int:
     if hits:
         err(f"aegis-vault: masked {sum(hits.values())} occurrence(s) of secret values in the output")
     return exit_status(result)
+
+
+def _run_by_broker(access: AgentAccess, args: argparse.Namespace, command: list[str], program: str,
+                   needs: list[Need], project: Project | None, env: dict[str, str]) -> int:
+    """Inside a sandboxed session: the broker checks the needs and starts the command
+    outside the sandbox with our stdin, stdout and stderr; no value ever reaches this
+    process. We exit as the command did."""
+    from aegis_tui.core.run.child import ChildResult, exit_status
+
+    wanted = {need.variable: need.reference for need in needs}
+    contexts = {need.variable: project.context for need in needs
+                if project is not None and need.source == project.path}
+    answer = access.start_run(wanted, contexts, command, program, os.getcwd(), args.reason or "", env)
+    access.close()
+    hits = answer.get("masked") or {}
+    if hits:
+        err(f"aegis-vault: masked {sum(hits.values())} occurrence(s) of secret values in the output")
+    return exit_status(ChildResult(answer.get("exit_code"), answer.get("signal"), float(answer.get("duration") or 0)))
 
 
 def project_init(args: argparse.Namespace) -> int:

@@ -49,6 +49,7 @@ class AgentSession(NamedTuple):
     created_by: str = ""
     token_hash: str = ""  # keyed hash of the agent's bearer token (``AEGIS_SESSION``)
     parent_id: str | None = None  # started inside this session: ends with it, never outlives it
+    sandboxed: bool = False  # its agent runs in an OS sandbox (``session exec`` on Linux with bwrap)
 
     def state(self, now: float) -> str:
         if self.ended_at is not None:
@@ -256,6 +257,22 @@ class Sessions:
             self._vault.audit.append(operation, self._actor, risk=Risk.MEDIUM, target=session.id,
                                      context=session.context, detail={"grants_revoked": revoked})
         return ended, revoked
+
+    def mark_sandboxed(self, session_id: str) -> AgentSession:
+        """Record that the session's agent runs in a sandbox: lists and every approval
+        pop-up say so, since a human decides differently about a contained agent."""
+        with self._vault.store.transaction():
+            found = self._records.get(validate_session_id(session_id))
+            if found is None:
+                raise NotFoundError(f"no agent session {session_id}; see: aegis-vault session list")
+            rev, data = found
+            session = AgentSession(**data)
+            if not session.sandboxed:
+                session = session._replace(sandboxed=True)
+                self._records.update(session.to_dict(), rev)
+                self._vault.audit.append("session.sandboxed", self._actor, risk=Risk.LOW, target=session.id,
+                                         context=session.context, detail={})
+        return session
 
     def end_expired(self) -> list[AgentSession]:
         """Close the books on sessions whose time ran out (their grants end with them)."""

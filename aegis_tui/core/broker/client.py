@@ -11,6 +11,7 @@ ever be ours, and we make sure before sending anything.
 from __future__ import annotations
 
 import os
+import sys
 
 from aegis_tui.core.broker.runtime import peer_credentials, socket_path
 from aegis_tui.core.broker.wire import MAX_ANSWER_BYTES, encode_request, error_from_wire, loads
@@ -64,15 +65,23 @@ class BrokerClient:
             raise RefusedError(f"the broker socket {path} belongs to another user; remove it")
         return cls(sock, session if session is not None else os.environ.get("AEGIS_SESSION") or None)
 
-    def call(self, op: str, args: dict[str, Any] | None = None, *, timeout: float = CALL_TIMEOUT) -> dict[str, Any]:
-        """Send one request; the result, or the broker's error raised as the same class."""
+    def call(self, op: str, args: dict[str, Any] | None = None, *, timeout: float | None = CALL_TIMEOUT,
+             fds: tuple[int, ...] = ()) -> dict[str, Any]:
+        """Send one request; the result, or the broker's error raised as the same class.
+        ``fds``: descriptors sent with it (SCM_RIGHTS; ``run.start`` lends its stdio)."""
         self._next_id += 1
         self._sock.settimeout(timeout)
         try:
-            self._sock.sendall(encode_request(self._next_id, op, args or {}, self.session))
+            frame = encode_request(self._next_id, op, args or {}, self.session)
+            if fds:
+                rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+                sent = self._sock.sendmsg([frame], [(_sockets.SOL_SOCKET, _sockets.SCM_RIGHTS, rights)])
+                self._sock.sendall(frame[sent:])
+            else:
+                self._sock.sendall(frame)
             line = self._read_line()
         except TimeoutError:
-            raise BrokerUnavailable(f"the broker did not answer {op} within {int(timeout)} s") from None
+            raise BrokerUnavailable(f"the broker did not answer {op} within {int(timeout or 0)} s") from None
         except OSError as error:
             raise BrokerUnavailable(f"lost the connection to the broker ({error.strerror or error})") from None
         try:

@@ -6,6 +6,12 @@ gone at logout), else ``/tmp/aegis-vault-UID/``. Either way the folder must be o
 One socket per vault file, named by the file's device and inode (stable for the
 file's life, different for every vault: several vaults, and parallel test runs, never
 meet), which costs a ``stat`` and no hashing on the hot path.
+
+Inside a sandboxed agent session (``session exec``) the vault file is hidden and the
+runtime folder is an empty tmpfs holding one socket, ``session.sock``: the session's own
+socket, which speaks for that session only. So: no vault file, but a ``session.sock``
+here, means that socket is the broker. The ordinary path (the vault is there) does not
+look for it.
 """
 
 from __future__ import annotations
@@ -41,16 +47,38 @@ def runtime_dir(create: bool = True) -> str:
     return folder
 
 
+SESSION_SOCKET_NAME = "session.sock"
+
+
+def session_socket_inside() -> str:
+    """Where a sandboxed session's socket is bound inside its sandbox."""
+    return os.path.join(runtime_dir(create=False), SESSION_SOCKET_NAME)
+
+
+def _no_vault(vault_path: str) -> VaultFileError:
+    return VaultFileError(f"no vault at {vault_path}; create one with: aegis-vault init")
+
+
 def _stem(vault_path: str) -> str:
     try:
         info = os.stat(vault_path)
     except FileNotFoundError:
-        raise VaultFileError(f"no vault at {vault_path}; create one with: aegis-vault init") from None
+        raise _no_vault(vault_path) from None
     return f"vault-{info.st_dev:x}-{info.st_ino:x}"
 
 
 def socket_path(vault_path: str, create: bool = False) -> str:
-    return os.path.join(runtime_dir(create), _stem(vault_path) + ".sock")
+    """The broker's socket for this vault; inside a sandboxed session (no vault file,
+    a ``session.sock`` in the runtime folder), the session's socket."""
+    folder = runtime_dir(create)
+    try:
+        info = os.stat(vault_path)
+    except FileNotFoundError:
+        inside = os.path.join(folder, SESSION_SOCKET_NAME)
+        if os.path.exists(inside):
+            return inside
+        raise _no_vault(vault_path) from None
+    return os.path.join(folder, f"vault-{info.st_dev:x}-{info.st_ino:x}.sock")
 
 
 def lock_path(vault_path: str) -> str:

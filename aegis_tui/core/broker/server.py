@@ -43,6 +43,7 @@ from aegis_tui.core.processes import PeerInfo, describe_process
 from aegis_tui.core.broker.protocol import Request, decode_request, request_id_of
 from aegis_tui.core.broker.runtime import lock_path, peer_credentials, socket_path
 from aegis_tui.core.broker.service import BrokerService
+from aegis_tui.core.broker.session_socket import SessionSockets
 from aegis_tui.core.broker.wire import (
     DATA,
     END,
@@ -139,6 +140,9 @@ class BrokerServer:
         self._open: OrderedDict[_Connection, None] = OrderedDict()  # longest idle first
         self._per_peer: dict[int, int] = {}
         self._quiet_loop: asyncio.AbstractEventLoop | None = None
+        self.session_sockets = SessionSockets(service, first_request_timeout=self.first_request_timeout,
+                                              idle_timeout=idle_timeout)
+        service.session_sockets = self.session_sockets
 
     @property
     def running(self) -> bool:
@@ -182,6 +186,7 @@ class BrokerServer:
             await asyncio.sleep(0.01)
         if self._sweeper is not None:
             self._sweeper.cancel()
+        self.session_sockets.close_all()
         if self._server is not None:
             self._server.close()
             for task in list(self._connections):

@@ -33,6 +33,7 @@ from aegis_tui.core.vault import Vault
 
 if TYPE_CHECKING:
     from aegis_tui.core.lifecycle.rotation import TickReport
+    from aegis_tui.core.broker.session_socket import SessionSockets
     from aegis_tui.core.lifecycle.usage import UsageIndex
     from aegis_tui.core.redaction import Masker
 
@@ -59,6 +60,7 @@ class BrokerService:
         self._described: OrderedDict[tuple[int, int], PeerInfo] = OrderedDict()
         self.last_lifecycle: TickReport | None = None
         self._usage: UsageIndex | None = None
+        self.session_sockets: SessionSockets | None = None  # set by the server that serves this service
 
     # -- the host -------------------------------------------------------------------------
     def sessions(self) -> list[AgentSession]:
@@ -127,10 +129,12 @@ class BrokerService:
 
     # -- requests ---------------------------------------------------------------------------
     def caller(self, request: Request, peer: PeerInfo, hang_up: Callable[[], asyncio.Future[None]] | None = None,
-               authority: frozenset[Authority] = frozenset()) -> Caller:
+               authority: frozenset[Authority] = frozenset(), link: Any = None,
+               via_session_socket: bool = False) -> Caller:
         if not self.vault.is_unlocked:
             raise UnlockError("the vault is locked; unlock it in the aegis-vault app")
-        return resolve_caller(self, self._as_first_seen(peer), request.session, authority, hang_up)
+        return resolve_caller(self, self._as_first_seen(peer), request.session, authority, hang_up, link,
+                              via_session_socket)
 
     def _as_first_seen(self, peer: PeerInfo) -> PeerInfo:
         """A process that holds values makes itself undumpable after its first request,
@@ -151,11 +155,44 @@ class BrokerService:
 
     async def handle(self, request: Request, peer: PeerInfo,
                      hang_up: Callable[[], asyncio.Future[None]] | None = None, *,
-                     authority: frozenset[str] = frozenset()) -> dict[str, Any]:
+                     authority: frozenset[str] = frozenset(), link: Any = None,
+                     via_session_socket: bool = False) -> dict[str, Any]:
         """``hang_up``: how to notice the client leaving, should the request wait for a
-        human; ``authority``: what the transport verified (the owner channel)."""
-        caller = self.caller(request, peer, hang_up, frozenset(Authority(a) for a in authority))
-        return await perform(self, request.op, request.args, caller)
+        human; ``authority``: what the transport verified (the owner channel); ``link``
+        and ``via_session_socket``: what a session socket adds (``session_socket``)."""
+        caller = self.caller(request, peer, hang_up, frozenset(Authority(a) for a in authority), link,
+                             via_session_socket)
+        try:
+            return await perform(self, request.op, request.args, caller)
+        finally:
+            if request.op == "session.end" and self.session_sockets is not None:
+                self.session_sockets.prune()  # an ended session's socket goes at once
+
+    # -- sandboxed sessions -----------------------------------------------------------------------
+    def open_session_socket(self, session: AgentSession, plan: dict[str, Any]) -> str:
+        """Checked here, not in the operation: the plan's module knows the broker's folder,
+        and the operations sit below the broker."""
+        from aegis_tui.core.errors import UsageError
+        from aegis_tui.core.sandbox.plan import SandboxPlan
+
+        if self.session_sockets is None:
+            raise RefusedError("this broker does not serve session sockets")
+        try:
+            checked = SandboxPlan.from_dict(plan).to_dict()
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise UsageError(f"session.sandbox: the plan is not valid ({str(error)[:200]})") from None
+        return self.session_sockets.open(session, checked)
+
+    async def start_run(self, caller: Caller, launch: dict[str, Any]) -> dict[str, Any]:
+        """The run's child, started by the runner outside the agent's sandbox; the values
+        it masks are every active version of the credentials it was given."""
+        from aegis_tui.core.broker.sandbox_run import run_in_sandbox
+
+        names = set(launch["values"])
+        masks = {name: [secret.reveal() for _, secret in versions]
+                 for name, versions in Credentials(self.vault).values(active_only=True).items()
+                 if name in names} if names else {}
+        return await run_in_sandbox(caller.link, launch, masks)
 
     # -- masking ------------------------------------------------------------------------------
     def masker_for(self, request: Request, peer: PeerInfo) -> Masker:
@@ -196,8 +233,12 @@ class BrokerService:
 
     # -- upkeep ------------------------------------------------------------------------------------------
     def sweep(self) -> int:
-        """End expired sessions (revoking their grants); returns how many ended."""
-        return len(Sessions(self.vault).end_expired())
+        """End expired sessions (revoking their grants) and close their sockets; returns
+        how many ended."""
+        ended = len(Sessions(self.vault).end_expired())
+        if self.session_sockets is not None:
+            self.session_sockets.prune()
+        return ended
 
     def tick_lifecycle(self) -> TickReport:
         """Rotation by policy and ended overlaps (``RotationManager.tick``), then the usage

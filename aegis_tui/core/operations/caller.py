@@ -36,6 +36,11 @@ class Caller(NamedTuple):
     actor: Actor
     authority: frozenset[Authority] = frozenset()
     hang_up: Callable[[], asyncio.Future[None]] | None = None  # starts watching for the client leaving
+    # What a session socket carries beside the request: the sandboxed ``run`` client's
+    # terminal or pipes (fds 0, 1, 2) and its forwarded signals (``run.start`` only).
+    link: Any = None
+    # The request came over a sandboxed session's own socket (not the broker's socket).
+    via_session_socket: bool = False
 
     @property
     def is_owner(self) -> bool:
@@ -73,6 +78,13 @@ class Host(Protocol):
     def given(self, caller: Caller) -> set[str]:
         """Ids of the credentials handed to this caller's process."""
 
+    def open_session_socket(self, session: AgentSession, plan: dict[str, Any]) -> str:
+        """A socket that speaks for ``session`` only; its host path (``session.sandbox``)."""
+
+    async def start_run(self, caller: Caller, launch: dict[str, Any]) -> dict[str, Any]:
+        """Start one sandboxed ``run`` child outside the agent's sandbox; its report when
+        it has ended (``run.start``)."""
+
 
 def actor_for(vault: Vault, peer: PeerInfo, session: AgentSession | None) -> Actor:
     chain = peer.chain
@@ -82,7 +94,8 @@ def actor_for(vault: Vault, peer: PeerInfo, session: AgentSession | None) -> Act
 
 
 def resolve_caller(host: Host, peer: PeerInfo, declared_token: str | None, authority: frozenset[Authority],
-                   hang_up: Callable[[], asyncio.Future[None]] | None = None) -> Caller:
+                   hang_up: Callable[[], asyncio.Future[None]] | None = None, link: Any = None,
+                   via_session_socket: bool = False) -> Caller:
     """The caller of one request. A token that is not the caller's (unknown, or bound to
     a process tree the caller is not in) is refused with one message for both, and a
     token used from outside its tree is audited as an attempted theft."""
@@ -101,7 +114,7 @@ def resolve_caller(host: Host, peer: PeerInfo, declared_token: str | None, autho
                                detail={"reason": "its token was presented from outside the session's process tree",
                                        "peer": peer.to_dict()})
         raise
-    return Caller(peer, session, actor_for(vault, peer, session), authority, hang_up)
+    return Caller(peer, session, actor_for(vault, peer, session), authority, hang_up, link, via_session_socket)
 
 
 def describe(caller: Caller) -> dict[str, Any]:

@@ -45,3 +45,14 @@ class LocalHost:
 
     def given(self, caller: Caller) -> set[str]:
         return set(self._given)
+
+    def open_session_socket(self, session: AgentSession, plan: dict[str, Any]) -> str:
+        from aegis_tui.core.errors import RefusedError
+
+        raise RefusedError("a sandboxed session needs a broker to serve its socket (aegis-vault session exec "
+                           "hosts one)")
+
+    async def start_run(self, caller: Caller, launch: dict[str, Any]) -> dict[str, Any]:
+        from aegis_tui.core.errors import RefusedError
+
+        raise RefusedError("run.start is served by a broker, over a sandboxed session's socket")

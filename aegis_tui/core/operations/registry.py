@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 MAX_TEXT = 4096  # characters in one text argument
 STR, INT, BOOL, STRS, NUM, OPT_INT, OPT_NUM, COUNTS = "str", "int", "bool", "strs", "num", "int?", "num?", "counts"
+OBJ, TEXTS = "obj", "texts"  # a JSON object (its handler checks the inside); names -> texts
+MAX_OBJECT_KEYS = 4096
+MAX_TEXT_VALUE = 1 << 16  # one value of a TEXTS object (an environment variable may be long)
 
 Schema = dict[str, tuple[str, bool]]  # argument -> (type, required)
 Handler = Callable[["Host", dict[str, Any], "Caller"], Awaitable[dict[str, Any]]]
@@ -97,6 +100,11 @@ def check_type(kind: str, value: Any) -> bool:
         return isinstance(value, bool)
     if kind == STRS:
         return isinstance(value, list) and len(value) <= 64 and all(check_type(STR, item) for item in value)
+    if kind == OBJ:
+        return isinstance(value, dict) and len(value) <= MAX_OBJECT_KEYS
+    if kind == TEXTS:
+        return isinstance(value, dict) and len(value) <= MAX_OBJECT_KEYS and all(
+            _text(k, 256) and _text(v, MAX_TEXT_VALUE) for k, v in value.items())
     if kind == COUNTS:
         return isinstance(value, dict) and len(value) <= 4096 and all(
             _text(k, 256) and check_type(INT, v) for k, v in value.items())
@@ -132,4 +140,4 @@ def _load_handlers() -> None:
     """The handler modules register themselves on import; importing them here (once)
     means a transport only needs this module."""
     if "list" not in OPERATIONS:
-        from aegis_tui.core.operations import grants, reports, sessions, transport, use  # noqa: F401
+        from aegis_tui.core.operations import grants, reports, sandbox, sessions, transport, use  # noqa: F401

@@ -22,7 +22,8 @@ from aegis_tui.core.operations.use import literal
 @operation("hello", {})
 async def hello(host: Host, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
     return {"protocol": 1, "vault_id": host.vault.vault_id, "approver": host.can_ask,
-            "session": caller.session.id if caller.session else None, **host.status()}
+            "session": caller.session.id if caller.session else None,
+            "sandboxed": caller.via_session_socket, **host.status()}
 
 
 def given_names(host: Host, caller: Caller) -> set[str]:
@@ -40,14 +41,22 @@ async def run_report(host: Host, args: dict[str, Any], caller: Caller) -> dict[s
         given = given_names(host, caller)
         if not set(args["credentials"]) <= given or not set(args.get("masked", {})) <= given:
             raise RefusedError("a run report names only credentials that run was given")
-    masked = {literal(name, 128): count for name, count in args.get("masked", {}).items()}
-    host.vault.audit.append(
-        "run", caller.actor, risk=Risk.MEDIUM if masked else Risk.LOW, target=literal(args["command"], 120),
-        detail={"credentials": [literal(name, 128) for name in args["credentials"]],
-                "duration": round(float(args["duration"]), 3), "exit_code": args.get("exit_code"),
-                "signal": args.get("signal"), "masked": masked},
-    )
+    audit_run(host, caller, args["command"], args["credentials"], args["duration"], args.get("exit_code"),
+              args.get("signal"), args.get("masked", {}))
     return {}
+
+
+def audit_run(host: Host, caller: Caller, command: str, credentials: list[str], duration: float,
+              exit_code: int | None, signal: int | None, masked: dict[str, int], **extra: object) -> None:
+    """The ``run`` audit entry, whether ``run`` reported it or the broker ran the child
+    itself (``run.start``): names and counts only, never an argument or a value."""
+    hidden = {literal(name, 128): count for name, count in masked.items()}
+    host.vault.audit.append(
+        "run", caller.actor, risk=Risk.MEDIUM if hidden else Risk.LOW, target=literal(command, 120),
+        detail={"credentials": [literal(name, 128) for name in credentials],
+                "duration": round(float(duration), 3), "exit_code": exit_code,
+                "signal": signal, "masked": hidden, **extra},
+    )
 
 
 @operation("audit.note", {"text": (STR, True)}, Authority.OWNER)

@@ -13,3 +13,6 @@ transport_operation("approvals.subscribe", {}, Authority.APPROVER)
 transport_operation("approvals.decide", {"id": (INT, True), "allow": (BOOL, True), "uses": (OPT_INT, False),
                                          "ttl_seconds": (OPT_NUM, False), "for_session": (BOOL, False),
                                          "scopes": (STRS, False), "bind": (STR, False)}, Authority.APPROVER)
+# While ``run.start`` runs, its client passes on the signals it gets (the broker signals
+# the run's runner with them); they are never answered.
+transport_operation("run.signal", {"signal": (INT, True)}, Authority.CALLER)

@@ -153,6 +153,7 @@ async def _ask(host: Host, credential: Credential, caller: Caller, use: Use, arg
         duration=duration if duration and duration > 0 else None, via=literal(via, 200),
         right=use.right, command=use.command, program=use.program, bound=bool(session and session.bound),
         outside_project=outside_project or "", warnings=credential_warnings(host, credential),
+        sandboxed=bool(session and session.sandboxed),
     )
     _audit(host, caller, "access.request", credential, Risk.HIGH if use.right == REVEAL and session else Risk.MEDIUM,
            scopes=list(pending.scopes), reason=pending.reason, via=pending.via, use=use.right, program=use.program,

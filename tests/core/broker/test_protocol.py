@@ -290,6 +290,9 @@ _VALUES = {
     | st.floats(min_value=0, max_value=10**9, exclude_max=True, allow_nan=False),
     "counts": st.dictionaries(st.text(max_size=20), st.integers(min_value=-(2**62) + 1, max_value=2**62 - 1),
                               max_size=5),
+    "texts": st.dictionaries(st.text(max_size=20), _TEXT, max_size=5),
+    "obj": st.dictionaries(st.text(max_size=8), st.integers(min_value=-(2**62) + 1, max_value=2**62 - 1) | _TEXT,
+                           max_size=5),
 }
 
 
