@@ -13,10 +13,12 @@ evolves; the sandbox itself is the product's (``plan_sandbox``, ``bwrap_argv``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 
 from aegis_tui.core.broker.client import BrokerClient
 from aegis_tui.core.paths import vault_path
@@ -46,3 +48,35 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def start(env: dict[str, str], project: str, agent: list[str], *, context: str = "acme/dev", stay: bool = False,
+          **popen: object) -> tuple[subprocess.Popen[bytes], str]:
+    """The session maker (this module) as a subprocess of a test, without the vault key,
+    in ``project``; (the process, the INFO file it writes once the socket exists)."""
+    info = os.path.join(project, ".session-info.json")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(info)
+    child_env = {key: value for key, value in env.items() if key != "AEGIS_VAULT_KEY"}
+    child_env["PYTHONPATH"] = os.pathsep.join([ROOT, child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    argv = [sys.executable, "-m", "tests.support.sandboxed_session", info, context, *(["--stay"] if stay else []),
+            "--", *agent]
+    popen.setdefault("start_new_session", True)
+    proc = subprocess.Popen(argv, env=child_env, cwd=project, **popen)  # type: ignore[call-overload]
+    return proc, info
+
+
+def read_info(info: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> dict[str, object]:
+    """What the session maker wrote: session id, host socket path, its pid."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            with open(info, encoding="utf-8") as handle:
+                return dict(json.load(handle))
+        if proc.poll() is not None:
+            raise AssertionError(f"the session maker exited with {proc.returncode} before its socket existed")
+        time.sleep(0.05)
+    raise AssertionError("the session maker wrote no info")
