@@ -70,7 +70,7 @@ def seed_agents(vault: Vault) -> AgentSession:
 
     session = AgentSession(id="as_4f1c2a9e7b3d5c80", label="claude · CI fix", context="acme/dev",
                            created_at=NOW - 3600, expires_at=NOW + 3600, root_pid=4121, root_started=98765,
-                           created_by="you via aegis-vault (pid 4100) ← zsh")
+                           created_by="you via aegis-vault (pid 4100) ← zsh", sandboxed=True)
     ids = {c.name: c.id for c in Credentials(vault).list()}
     by = "approved in the app (request 2)"
     grants = [
@@ -102,7 +102,7 @@ def agent_request(vault: Vault, session: AgentSession) -> PendingRequest:
     return PendingRequest(id=3, created_at=NOW - 17, deadline=NOW + 103, peer=peer, session=session,
                           credential=credential, scopes=("repo:push",), reason=literal(AGENT_REASON), duration=None,
                           via="aegis-vault run -- git", right="inject", command=("git", "push", "origin", "main"),
-                          program="/usr/bin/git", bound=True)
+                          program="/usr/bin/git", bound=True, sandboxed=True)
 
 
 # -- taking the screenshots ------------------------------------------------------------------

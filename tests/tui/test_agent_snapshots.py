@@ -28,7 +28,7 @@ SIZE = (120, 40)
 SMALL = (80, 24)
 SESSION = AgentSession(id="as_4f1c2a9e7b3d5c80", label="claude · CI fix", context="acme/dev", created_at=NOW - 3600,
                        expires_at=NOW + 3600, root_pid=4121, root_started=98765,
-                       created_by="tester via aegis-vault (pid 4100) ← zsh")
+                       created_by="tester via aegis-vault (pid 4100) ← zsh", sandboxed=True)
 OTHER_SESSIONS = (
     AgentSession(id="as_0a1b2c3d4e5f6071", label="", context="personal", created_at=NOW - 600,
                  expires_at=NOW + 6600, created_by="tester via aegis-vault (pid 5000) ← bash"),
@@ -94,7 +94,7 @@ async def approval_showing(pilot) -> None:
     request = PendingRequest(id=3, created_at=NOW - 17, deadline=NOW + 103, peer=PEER, session=SESSION,
                              credential=credential, scopes=("repo:push",), reason=literal(REASON), duration=900,
                              via="aegis-vault run -- git", right="inject", command=("git", "push", "origin", "main"),
-                             program="/usr/bin/git", bound=True, warnings=("expires in 9 days",))
+                             program="/usr/bin/git", bound=True, sandboxed=True, warnings=("expires in 9 days",))
     asyncio.ensure_future(app.broker_service.approvals.ask(request))  # denied when the app closes
     await wait_until(pilot, lambda: isinstance(app.screen, ApprovalModal), what="the pop-up")
     await settle(pilot)

@@ -162,6 +162,7 @@ async def test_session_is_offered_only_to_a_request_from_an_agent_session(make_a
         modal = await shown(pilot)
         assert modal.query_one("#approval-session").disabled
         assert "none: this applies to every request made outside a session" in screen_text(built.app)
+        assert "✗ not sandboxed" in screen_text(built.app)
         await pilot.press("4")  # not offered: nothing happens
         await settle(pilot)
         assert built.app.screen is modal
@@ -181,6 +182,31 @@ async def test_session_is_offered_only_to_a_request_from_an_agent_session(make_a
         [grant] = Grants(built.vault).list()
         assert grant.session_id == session.id and grant.expires_at == session.expires_at
         assert "Allowed github-pat-ci for this agent session." in toasts(built.app)
+
+
+async def test_the_pop_up_says_whether_the_asking_session_is_sandboxed(make_app, broker_runtime):
+    built = make_app(host_broker=True)
+    async with unlocked(built.app) as pilot:
+        await hosting(pilot)
+        session, token = Sessions(built.vault).start("acme/dev", 7200, label="contained")
+        Sessions(built.vault).mark_sandboxed(session.id)
+        asked = broker_get(built.vault, CREDENTIAL, session=token)
+        modal = await shown(pilot)
+        text = screen_text(built.app)
+        assert "✓ sandboxed" in text and "not sandboxed" not in text
+        await pilot.press("d")
+        with pytest.raises(DeniedError):
+            await asked
+        await gone(pilot)
+
+        loose, loose_token = Sessions(built.vault).start("acme/dev", 7200, label="loose")
+        asked = broker_get(built.vault, CREDENTIAL, session=loose_token)
+        modal = await shown(pilot)
+        assert "✗ not sandboxed" in screen_text(built.app)
+        await pilot.press("d")
+        with pytest.raises(DeniedError):
+            await asked
+        assert modal is not None
 
 
 async def test_an_edited_scope_is_what_the_grant_covers(make_app, broker_runtime):

@@ -171,8 +171,11 @@ async def test_sessions_view_ends_a_session_and_its_grants_with_it(make_app, bro
         await approve(pilot, built, "slack-bot", "3", session=token)
         await opened(pilot, "S", SessionsScreen)
         [row] = lines(built.app)
-        assert row.split() == [session.id, "claude-fix", "acme/dev", "✓", "active", "now", "in", "2h", "—", "2"]
+        assert row.split() == [session.id, "claude-fix", "acme/dev", "✓", "active", "now", "in", "2h", "—", "✗", "no",
+                               "2"]
         assert "not bound to a process" in plain(built.app.screen.query_one("#agent-detail"))
+        assert "not sandboxed: its agent can reach what your user can" in plain(
+            built.app.screen.query_one("#agent-detail"))
 
         await pilot.press("x")
         await settle(pilot)
@@ -189,3 +192,16 @@ async def test_sessions_view_ends_a_session_and_its_grants_with_it(make_app, bro
         with pytest.raises(Exception, match="has ended"):
             await asyncio.wait_for(broker_get(built.vault, CREDENTIAL, session=token), 10)
         assert isinstance(built.app.screen, SessionsScreen)
+
+
+async def test_sessions_view_marks_a_sandboxed_session(make_app, broker_runtime):
+    built = make_app(host_broker=True)
+    async with unlocked(built.app) as pilot:
+        await hosting(pilot)
+        session, _ = Sessions(built.vault).start("acme/dev", 7200, label="contained")
+        Sessions(built.vault).mark_sandboxed(session.id)
+        await opened(pilot, "S", SessionsScreen)
+        [row] = lines(built.app)
+        assert "✓ yes" in row and "✗ no" not in row
+        assert "sandboxed: the vault, keyring and other processes are out of its reach" in plain(
+            built.app.screen.query_one("#agent-detail"))

@@ -196,6 +196,7 @@ class ApprovalModal(ModalScreen[int | None]):
                         "$text-muted" if r.bound else "$warning"),
                        (f" · ends {clock_time(s.expires_at, now)}", "$text-muted")]
         rows.append(("session", "session", session))
+        rows.append(("sandbox", "sandbox", self._sandbox_parts()))
         rows.append(("", "", [("⟨agent says⟩ ", "bold $warning"), ("its claims, not checked", "$text-muted")]))
         rows.append(("reason", "reason", [literal(r.reason) if r.reason else ("(no reason given)", "$text-muted")]))
         rows.append(("via", "via", [literal(r.via, 200)]))
@@ -206,6 +207,15 @@ class ApprovalModal(ModalScreen[int | None]):
         if r.duration:
             rows.append(("asks", "asks", [f"for {duration_words(r.duration)}"]))
         return rows
+
+    def _sandbox_parts(self) -> list[Part]:
+        """Whether what asks is contained: a sandboxed agent cannot reach the vault file,
+        the keyring or the processes that hold values; any other caller can, as your user."""
+        if self.request.sandboxed:
+            return [("✓ sandboxed", "bold $success"),
+                    (" · the vault, keyring and other processes are out of its reach", "$text-muted")]
+        return [("✗ not sandboxed", "bold $warning"),
+                (" · it runs as your user and can reach what you can", "$text-muted")]
 
     @property
     def _said_name(self) -> str:

@@ -28,7 +28,7 @@ class SessionsScreen(AgentTableScreen):
     HEADING = "Agent sessions"
     NOUN = "sessions"
     COLUMNS = (Column("SESSION", 19), Column("LABEL", 6, 3), Column("CONTEXT", 8, 1), Column("STATE", 9),
-               Column("STARTED", 7), Column("ENDS", 7), Column("PID", 6), Column("GRANTS", 6))
+               Column("STARTED", 7), Column("ENDS", 7), Column("PID", 6), Column("SANDBOX", 7), Column("GRANTS", 6))
     BINDINGS = [
         Binding("x", "end", "End", id="sessions.end", tooltip="End the highlighted session and revoke its grants"),
         Binding("a", "toggle_all", "Inactive", id="sessions.all", tooltip="Show or hide ended and expired ones"),
@@ -52,11 +52,15 @@ class SessionsScreen(AgentTableScreen):
             [relative(session.created_at, now)],
             [relative(ends, now)],
             [str(session.root_pid) if session.root_pid is not None else ("—", "$text-muted")],
+            [("✓ yes", "$success") if session.sandboxed else ("✗ no", "$warning")],
             [str(grants)],
         )
         bound = f"bound to pid {session.root_pid} and its children" if session.root_pid is not None else (
             "not bound to a process (AEGIS_SESSION)")
+        contained = ("sandboxed: the vault, keyring and other processes are out of its reach" if session.sandboxed
+                     else "not sandboxed: its agent can reach what your user can")
         detail: list[Part] = [(session.id, "bold"), (f" · {bound}", "$text-muted"),
+                              (f" · {contained}", "$text-muted" if session.sandboxed else "$warning"),
                               (f"\nstarted {clock_time(session.created_at, now)} by ", "$text-muted"),
                               session.created_by, (f" · ends {clock_time(ends, now)}", "$text-muted")]
         return Row(session.id, cells, state == "active", detail, session.label or session.id)
