@@ -244,6 +244,15 @@ def _session(commands: Commands) -> None:
     run.add_argument("--context", required=True)
     run.add_argument("--ttl", default="2h")
     run.add_argument("--label", default="")
+    containment = run.add_mutually_exclusive_group()
+    containment.add_argument("--no-sandbox", action="store_true",
+                             help="run the agent uncontained (said on stderr, recorded in the audit log)")
+    containment.add_argument("--require-sandbox", action="store_true",
+                             help="refuse to start when the agent cannot be sandboxed (no usable bwrap)")
+    run.add_argument("--network", choices=("host", "none"), default="host",
+                     help="the sandbox's network: host (unchanged, the default) or none")
+    run.add_argument("--explain", action="store_true",
+                     help="print what the sandbox hides or makes read-only, and why; start nothing")
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     _handler(run, f"{_AGENTS}:session_exec")
     end = actions.add_parser("end", help="end a session (default: $AEGIS_SESSION) and revoke its grants")

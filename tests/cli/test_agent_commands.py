@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import pytest
 
+from aegis_tui.core.sandbox.bwrap import find_bwrap
 from tests.support.broker import aegis, isolate, wait_until
 
 # ``session exec`` never hands the agent AEGIS_VAULT_KEY (see the test below); where these
@@ -162,7 +163,8 @@ def test_session_end_defaults_to_the_session_named_in_the_environment(two_contex
 
 
 def test_session_exec_runs_the_command_in_a_session_bound_to_its_process_and_ends_it(two_contexts):
-    result = ok(two_contexts("session", "exec", "--context", "acme/dev", "--", "sh", "-c",
+    """Uncontained (``--no-sandbox``): the agent holds its session's token."""
+    result = ok(two_contexts("session", "exec", "--no-sandbox", "--context", "acme/dev", "--", "sh", "-c",
                              f'echo "$AEGIS_SESSION"; {KEYED} aegis-vault list --json'))
     first, rest = result.out.split("\n", 1)
     assert TOKEN.fullmatch(first), first
@@ -184,8 +186,22 @@ def test_unsetting_aegis_session_inside_session_exec_does_not_escape_the_context
     assert not leaked, "a value outside the session's context was printed"
 
 
-def test_session_exec_does_not_hand_the_vault_key_to_the_agent(two_contexts):
+@pytest.mark.skipif(find_bwrap() is None, reason="needs a working bubblewrap")
+def test_a_sandboxed_session_exec_hosts_a_broker_and_the_agent_reaches_it_without_any_aegis_variable(two_contexts):
+    """No broker runs: session exec unlocks the vault and serves it for the session; the
+    agent, with no token and no key, lists its context through its session's socket."""
     result = ok(two_contexts("session", "exec", "--context", "acme/dev", "--", "sh", "-c",
+                             'env | grep -c "^AEGIS_"; aegis-vault list --json'))
+    first, rest = result.out.split("\n", 1)
+    assert first == "0"
+    assert {item["name"] for item in json.loads(rest)} == {"gh"}
+    (after,) = sessions(two_contexts, "--all").values()
+    assert after["state"] == "ended" and after["sandboxed"] is True
+    assert "sandboxed" in result.err
+
+
+def test_session_exec_does_not_hand_the_vault_key_to_the_agent(two_contexts):
+    result = ok(two_contexts("session", "exec", "--no-sandbox", "--context", "acme/dev", "--", "sh", "-c",
                              'echo "key=${AEGIS_VAULT_KEY:-none}"; aegis-vault get db --version 1; echo "rc=$?"'))
     leaked = PROD_VALUE in result.out
     assert not leaked, "the agent read a value outside its context"
@@ -215,10 +231,11 @@ def test_session_exec_passes_the_exit_code_through_and_still_ends_the_session(tw
 
 def test_session_exec_revokes_the_grants_made_for_it_when_the_command_exits(two_contexts):
     # The command grants itself nothing (it cannot: no broker, and the key is the owner's);
-    # the owner's grant for the session, made while it runs, ends with it.
+    # the owner's grant for the session, made while it runs, ends with it. Uncontained: in
+    # a sandbox the vault is hidden, so not even the owner could unlock it from in there.
     script = (f'{KEYED} aegis-vault grants add gh --session '
               f'"$({KEYED} aegis-vault session list --json | python3 -c "import json,sys; print(json.load(sys.stdin)[0][\'id\'])")"')
-    ok(two_contexts("session", "exec", "--context", "acme/dev", "--", "sh", "-c", script))
+    ok(two_contexts("session", "exec", "--no-sandbox", "--context", "acme/dev", "--", "sh", "-c", script))
     everything = list(grants(two_contexts, "--all").values())
     assert len(everything) == 1
     assert everything[0]["state"] == "revoked"

@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import pytest
 
+from aegis_tui.core.sandbox.bwrap import find_bwrap
 from tests.support.attacker import PROD_DB
 from tests.support.broker import wait_until
 
@@ -119,13 +120,17 @@ class Ran(NamedTuple):
     took: float
 
 
-def start_session_exec(owner, work: Path, *command: str) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+def start_session_exec(owner, work: Path, *command: str, sandbox: bool = False) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
     """``aegis-vault session exec --context acme/dev -- COMMAND`` with no key, in ``work``.
-    Its output goes to files: a stray holding a pipe open must not hang the test."""
+    Its output goes to files: a stray holding a pipe open must not hang the test.
+
+    Uncontained by default: these tests follow processes by their pids on the host, and
+    hold the subreaper to what it does where no sandbox (and no PID namespace) helps."""
+    options = [] if sandbox else ["--no-sandbox"]
     with open(work / "session.out", "wb") as out, open(work / "session.err", "wb") as err:
-        return subprocess.Popen([sys.executable, "-m", "aegis_tui", "session", "exec", "--context", "acme/dev", "--",
-                                 *command], env=agent_env(owner), cwd=work, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=err, start_new_session=True)
+        return subprocess.Popen([sys.executable, "-m", "aegis_tui", "session", "exec", *options, "--context",
+                                 "acme/dev", "--", *command], env=agent_env(owner), cwd=work,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
 
 
 def finish(proc: subprocess.Popen[bytes], work: Path, started: float) -> Ran:
@@ -196,13 +201,17 @@ def test_sigterm_to_session_exec_ends_the_agent_its_strays_and_the_session(owner
     assert "ended" in ran.err, ran.err
 
 
-def test_ctrl_c_is_the_agents_and_session_exec_still_ends_the_session(owner, broker, work):
+@pytest.mark.parametrize("sandbox", [False, True], ids=["uncontained", "sandboxed"])
+def test_ctrl_c_is_the_agents_and_session_exec_still_ends_the_session(owner, broker, work, sandbox):
     # A terminal's ^C goes to the whole foreground process group: the agent stops (a
     # shell too: SIGINT must not reach it already ignored, which a shell cannot undo),
-    # session exec carries on to end the session and reports 128+SIGINT.
+    # session exec carries on to end the session and reports 128+SIGINT. A sandboxed
+    # agent is in a session of its own: session exec passes the ^C on to it.
+    if sandbox and find_bwrap() is None:
+        pytest.skip("needs a working bubblewrap")
     (work / "waiting.sh").write_text("touch started\nwhile :; do sleep 0.05; done\n")
     started = time.monotonic()
-    proc = start_session_exec(owner, work, "sh", "./waiting.sh")
+    proc = start_session_exec(owner, work, "sh", "./waiting.sh", sandbox=sandbox)
     wait_until(lambda: (work / "started").exists() or proc.poll() is not None, "the agent to start", timeout=WAIT)
     os.killpg(proc.pid, signal.SIGINT)
     ran = finish(proc, work, started)

@@ -204,7 +204,9 @@ class BoundSession:
                  f"{script}\n"
                  f'while [ ! -e {shlex.quote(str(self.stop_file))} ]; do sleep 0.05; done\n')
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aegis_tui", "session", "exec", "--context", context, "--ttl", ttl,
+            # Uncontained: the attacks on a bound session come from outside its tree and need
+            # the token the agent holds (a sandboxed agent holds none).
+            [sys.executable, "-m", "aegis_tui", "session", "exec", "--no-sandbox", "--context", context, "--ttl", ttl,
              "--label", label, "--", "sh", "-c", shell],
             env=without_key(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True)

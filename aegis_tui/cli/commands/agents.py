@@ -20,9 +20,7 @@ def serve(args: argparse.Namespace) -> int:
     """A headless broker: standing grants are served; new requests wait for an app."""
     import asyncio
 
-    from aegis_tui.core.broker.server import BrokerServer
-    from aegis_tui.core.broker.service import HEADLESS, BrokerService
-
+    from aegis_tui.cli.hosted_broker import serve_vault
     from aegis_tui.core.hardening import protect_process
 
     protect_process()  # every value it serves passes through here: unreadable, no core
@@ -30,19 +28,17 @@ def serve(args: argparse.Namespace) -> int:
     vault = open_unlocked(args)
 
     async def run() -> None:
-        service = BrokerService(vault, mode=HEADLESS, **({"approval_timeout": timeout} if timeout else {}))
-        server = BrokerServer(service, str(vault_path()))
-        await server.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, stop.set)
-        err(f"aegis-vault: broker serving {vault_path()} (headless: only standing grants; "
-            "new requests wait for the app); stop with Ctrl-C")
-        try:
-            await stop.wait()
-        finally:
-            await server.close()
+
+        def ready() -> None:
+            err(f"aegis-vault: broker serving {vault_path()} (headless: only standing grants; "
+                "new requests wait for the app); stop with Ctrl-C")
+
+        await serve_vault(vault, str(vault_path()), stop, on_ready=ready,
+                          **({"approval_timeout": timeout} if timeout else {}))
 
     try:
         asyncio.run(run())
@@ -92,66 +88,154 @@ def session_exec(args: argparse.Namespace) -> int:
     starts belong to the session whatever their environment says; the session ends (and
     its grants with it) when the agent exits.
 
+    On Linux with a usable bubblewrap the agent runs in a sandbox (``core/sandbox``): it
+    cannot read the vault, the config or the keyring bus, see other processes, or reach
+    the owner's socket; its one way to the broker is its session's own socket, which
+    speaks for that session only. A broker must therefore serve the vault: if none does,
+    this process hosts one (it unlocks the vault) for the session's life.
+
     This process holds the session (and may have unlocked the vault), so it is protected
     from the agent's reading first. It is a child subreaper: a double-forked or ``setsid``
     descendant is adopted here instead of by pid 1, and stays in the session's tree. When
     the agent exits, what is left of its tree is ended (SIGTERM, then SIGKILL after
-    ``REAP_SECONDS``), so nothing it started outlives the session. The terminal's ^C and
-    ^\\ are for the agent: this process only notes them (a handler, not "ignore", which
-    the agent would inherit and a shell could not undo); SIGTERM and SIGHUP are passed on
-    to the agent, and the tree and the session are ended all the same."""
+    ``REAP_SECONDS``; in a sandbox, its PID namespace ends with it), so nothing it started
+    outlives the session. Signals: see ``cli/agent_sandbox.AgentSignals``."""
     import subprocess
 
+    from aegis_tui.cli.agent_sandbox import AgentSignals, explain, make_plan, usable_bwrap
     from aegis_tui.core.hardening import become_subreaper, protect_process, reap_tree, wait_adopting
 
-    protect_process()
     command = _command(args.command)
+    if args.explain:
+        from aegis_tui.core.sandbox.bwrap import find_bwrap
+
+        sys.stdout.write(explain(make_plan(args), find_bwrap() if sys.platform.startswith("linux") else None))
+        return 0
+    protect_process()
+    plan = make_plan(args) if usable_bwrap(args) else None  # a bad rules file stops here: nothing started yet
     label = args.label or os.path.basename(command[0])
-    access = open_agent_access(args)
-    try:
-        session, token = access.start_session(args.context, _ttl(args.ttl), label, os.getpid())
-    finally:
-        access.close()
-    # The agent gets its session, never the key: with AEGIS_VAULT_KEY it could unlock the
-    # vault itself and step around the broker, its grants and its context.
-    env = {key: value for key, value in os.environ.items() if key != ENV_KEY_VARIABLE}
-    env["AEGIS_SESSION"] = token
-    err(f"aegis-vault: agent session {session['id']} ({session['context'] or 'all contexts'}) for: {label}")
-    become_subreaper()
-    agent: list[subprocess.Popen[bytes]] = []
-    pending: list[int] = []
-
-    def pass_on(signum: int, _frame: object) -> None:
-        if agent:
-            agent[0].send_signal(signum)
-        else:
-            pending.append(signum)
-
-    previous = {signum: signal.signal(signum, handler) for signum, handler in (
-        (signal.SIGINT, lambda *_: None), (signal.SIGQUIT, lambda *_: None),
-        (signal.SIGTERM, pass_on), (signal.SIGHUP, pass_on))}
-    try:
-        try:
-            agent.append(subprocess.Popen(command, env=env))
-        except FileNotFoundError:
-            raise UsageError(f"command not found: {command[0]}") from None
-        except OSError as error:
-            raise UsageError(f"cannot run {command[0]}: {error.strerror}") from None
-        for signum in pending:  # arrived while it was starting
-            agent[0].send_signal(signum)
-        code = agent[0].returncode = os.waitstatus_to_exitcode(wait_adopting(agent[0].pid))
-    finally:
-        left = reap_tree(REAP_SECONDS)
+    hosted = None
+    if plan is not None:
+        access, hosted = _broker_for_the_sandbox(args)
+    else:
         access = open_agent_access(args)
+    try:
         try:
-            _, revoked = access.end_session(session["id"])
+            session, token = access.start_session(args.context, _ttl(args.ttl), label, os.getpid())
+            try:
+                argv, env = _agent_start(access, session["id"], token, plan, command, args.no_sandbox)
+            except BaseException:
+                _end_session(args, session["id"], 0)
+                raise
         finally:
             access.close()
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-        ended = f"; {left} process(es) it left running were ended" if left else ""
-        err(f"aegis-vault: agent session {session['id']} ended; {revoked} grant(s) revoked{ended}")
+        contained = "sandboxed" if plan is not None else "not sandboxed"
+        err(f"aegis-vault: agent session {session['id']} ({session['context'] or 'all contexts'}, {contained}) "
+            f"for: {label}")
+        become_subreaper()
+        signals = AgentSignals(contained=plan is not None)
+        signals.install()
+        try:
+            try:
+                # A sandbox gets a process group of its own: the terminal's ^C is passed on to
+                # the agent, and must not kill bwrap (which would take the agent with it).
+                agent = subprocess.Popen(argv, env=env, process_group=0 if plan is not None else None)
+            except FileNotFoundError:
+                raise UsageError(f"command not found: {command[0]}") from None
+            except OSError as error:
+                raise UsageError(f"cannot run {command[0]}: {error.strerror}") from None
+            signals.aim(_sandboxed_agent(agent.pid) if plan is not None else agent.pid)
+            code = agent.returncode = os.waitstatus_to_exitcode(wait_adopting(agent.pid))
+        finally:
+            left = reap_tree(REAP_SECONDS)
+            try:
+                _end_session(args, session["id"], left)
+            finally:
+                signals.restore()
+    finally:
+        if hosted is not None:
+            hosted.close()
     return code if code >= 0 else 128 - code
+
+
+def _broker_for_the_sandbox(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """(access through the broker that serves the vault, the broker this process hosts
+    for it or None): a sandboxed agent can reach nothing else."""
+    from aegis_tui.cli.hosted_broker import HostedBroker
+    from aegis_tui.core.access import BrokerAccess
+    from aegis_tui.core.broker.client import BrokerClient
+    from aegis_tui.core.broker.runtime import broker_may_run
+
+    path = vault_path()
+    client = BrokerClient.connect(path) if broker_may_run(path) else None
+    hosted = None
+    if client is None:
+        hosted = HostedBroker.start(open_unlocked(args), path)
+        client = BrokerClient.connect(path)
+        if client is None:
+            hosted.close()
+            raise UsageError("the broker this session hosts does not answer on its socket")
+    return BrokerAccess(client, path), hosted
+
+
+def _agent_start(access, session_id: str, token: str, plan, command: list[str],  # type: ignore[no-untyped-def]
+                 unsandboxed_on_purpose: bool) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment the agent starts with. Sandboxed: bwrap around
+    the command, the session's own socket bound in, no ``AEGIS_*`` at all (the socket says
+    which session it is). Not: the command itself with ``AEGIS_SESSION``, never the key
+    (with ``AEGIS_VAULT_KEY`` the agent could unlock the vault and step around the broker)."""
+    if plan is not None:
+        from aegis_tui.core.sandbox.bwrap import bwrap_argv
+        from aegis_tui.core.sandbox.plan import sandbox_env
+
+        socket = str(access.call("session.sandbox", {"id": session_id, "plan": plan.to_dict()})["socket"])
+        return bwrap_argv(plan.with_session_socket(socket), command, cwd=os.getcwd()), sandbox_env(os.environ)
+    if unsandboxed_on_purpose:
+        _audit_unsandboxed(access, session_id)
+    env = {key: value for key, value in os.environ.items() if key != ENV_KEY_VARIABLE}
+    env["AEGIS_SESSION"] = token
+    return command, env
+
+
+def _audit_unsandboxed(access, session_id: str) -> None:  # type: ignore[no-untyped-def]
+    from aegis_tui.core.errors import ProtocolError
+
+    try:
+        access.call("session.unsandboxed", {"id": session_id})
+    except ProtocolError:  # a broker older than this command: say so rather than pretend
+        err("aegis-vault: the broker could not record --no-sandbox in the audit log (it is older than this command)")
+
+
+def _sandboxed_agent(bwrap_pid: int) -> int | None:
+    """The agent's host pid once bwrap has started it; None if the sandbox ended first."""
+    import time
+
+    from aegis_tui.core.sandbox.bwrap import sandboxed_pid
+
+    pause = 0.0005
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = sandboxed_pid(bwrap_pid)
+        if found is not None:
+            return found
+        try:
+            if os.waitid(os.P_PID, bwrap_pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return None
+        except ChildProcessError:
+            return None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
+    return None
+
+
+def _end_session(args: argparse.Namespace, session_id: str, left: int) -> None:
+    access = open_agent_access(args)
+    try:
+        _, revoked = access.end_session(session_id)
+    finally:
+        access.close()
+    ended = f"; {left} process(es) it left running were ended" if left else ""
+    err(f"aegis-vault: agent session {session_id} ended; {revoked} grant(s) revoked{ended}")
 
 
 def _command(raw: list[str]) -> list[str]:
@@ -200,8 +284,9 @@ def session_list(args: argparse.Namespace) -> int:
         return 0
     now = time.time()
     rows = [[s["id"], s["context"] or "(all)", s["label"] or "-", s["state"], relative(s["expires_at"], now),
-             "pid " + str(s["root_pid"]) if s["root_pid"] else "AEGIS_SESSION"] for s in sessions]
-    emit(table(["SESSION", "CONTEXT", "LABEL", "STATE", "ENDS", "BOUND TO"], rows))
+             "pid " + str(s["root_pid"]) if s["root_pid"] else "AEGIS_SESSION",
+             "yes" if s.get("sandboxed") else "no"] for s in sessions]
+    emit(table(["SESSION", "CONTEXT", "LABEL", "STATE", "ENDS", "BOUND TO", "SANDBOXED"], rows))
     return 0
 
 

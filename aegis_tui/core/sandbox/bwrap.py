@@ -95,3 +95,25 @@ def bwrap_argv(plan: SandboxPlan, command: list[str], *, cwd: str) -> list[str]:
 
         argv += ["--bind", plan.session_socket, session_socket_inside()]
     return [*argv, "--chdir", cwd, "--", *lock, *command]
+
+
+def sandboxed_pid(bwrap_pid: int) -> int | None:
+    """The host pid of the command a running ``bwrap_argv`` sandbox started, or None
+    (not started yet, or gone). bwrap forks the namespace's init, which forks the command
+    (``unshare`` execs it in place): the command is the only grandchild. Whoever signals
+    the agent needs it: bwrap forwards no signal, and with ``--new-session`` the terminal
+    sends the agent none."""
+    for _ in range(2):
+        children = _children(bwrap_pid)
+        if not children:
+            return None
+        bwrap_pid = children[0]
+    return bwrap_pid
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as handle:
+            return [int(field) for field in handle.read().split()]
+    except OSError:
+        return []
