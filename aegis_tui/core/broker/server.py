@@ -187,6 +187,7 @@ class BrokerServer:
         if self._sweeper is not None:
             self._sweeper.cancel()
         self.session_sockets.close_all()
+        self.service.runners.close()
         if self._server is not None:
             self._server.close()
             for task in list(self._connections):

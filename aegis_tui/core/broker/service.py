@@ -22,6 +22,7 @@ from aegis_tui.core.audit import Risk
 from aegis_tui.core.approvals import DEFAULT_APPROVAL_TIMEOUT, ApprovalQueue, Decision, PendingRequest
 from aegis_tui.core.processes import PeerInfo
 from aegis_tui.core.broker.protocol import Request
+from aegis_tui.core.broker.sandbox_run import RunnerServer
 from aegis_tui.core.credentials import Credentials
 from aegis_tui.core.errors import RefusedError, UnlockError
 from aegis_tui.core.models import Credential
@@ -61,6 +62,7 @@ class BrokerService:
         self.last_lifecycle: TickReport | None = None
         self._usage: UsageIndex | None = None
         self.session_sockets: SessionSockets | None = None  # set by the server that serves this service
+        self.runners = RunnerServer()  # starts sandboxed sessions' runs (started when first needed)
 
     # -- the host -------------------------------------------------------------------------
     def sessions(self) -> list[AgentSession]:
@@ -181,18 +183,18 @@ class BrokerService:
             checked = SandboxPlan.from_dict(plan).to_dict()
         except (ValueError, TypeError, KeyError, AttributeError) as error:
             raise UsageError(f"session.sandbox: the plan is not valid ({str(error)[:200]})") from None
-        return self.session_sockets.open(session, checked)
+        path = self.session_sockets.open(session, checked)
+        self.runners.ensure()  # started now, so the session's first run does not wait for it
+        return path
 
     async def start_run(self, caller: Caller, launch: dict[str, Any]) -> dict[str, Any]:
         """The run's child, started by the runner outside the agent's sandbox; the values
         it masks are every active version of the credentials it was given."""
-        from aegis_tui.core.broker.sandbox_run import run_in_sandbox
-
         names = set(launch["values"])
         masks = {name: [secret.reveal() for _, secret in versions]
                  for name, versions in Credentials(self.vault).values(active_only=True).items()
                  if name in names} if names else {}
-        return await run_in_sandbox(caller.link, launch, masks)
+        return await self.runners.run(caller.link, launch, masks)
 
     # -- masking ------------------------------------------------------------------------------
     def masker_for(self, request: Request, peer: PeerInfo) -> Masker:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from aegis_tui.core.agents.sessions import SessionRefused, validate_session_id
+from aegis_tui.core.agents.sessions import AgentSession, SessionRefused, validate_session_id
+from aegis_tui.core.audit import Risk
 from aegis_tui.core.errors import AegisError, RefusedError, UsageError
 from aegis_tui.core.operations.caller import Caller, Host
 from aegis_tui.core.operations.registry import BOOL, MAX_TEXT_VALUE, OBJ, STR, STRS, TEXTS, is_text, operation
@@ -33,20 +34,37 @@ MAX_NEEDS = 1024
 @operation("session.sandbox", {"id": (STR, True), "plan": (OBJ, True)})
 async def sandbox(host: Host, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """A socket for the session; marks the session sandboxed (lists and pop-ups show it)."""
+    session = _binders_session(host, args, caller)
+    path = host.open_session_socket(session, args["plan"])  # the host checks the plan
+    from aegis_tui.core.agents.sessions import Sessions
+
+    await host.committed(lambda: Sessions(host.vault, caller.actor).mark_sandboxed(session.id))
+    return {"socket": path}
+
+
+def _binders_session(host: Host, args: dict[str, Any], caller: Caller) -> AgentSession:
+    """The session named in ``args``, when the caller is the process it is bound to
+    (``session exec``) and asks over the broker's own socket; else a refusal."""
     wanted = validate_session_id(args["id"])
     if caller.via_session_socket:
-        raise RefusedError("a session socket cannot make session sockets")
+        raise RefusedError("a session socket cannot speak about its session's sandbox")
     session = next((s for s in host.sessions() if s.id == wanted), None)
     if (session is None or not session.bound or caller.peer.pid != session.root_pid
             or caller.process_key != (session.root_pid, session.root_started)):
         raise RefusedError(_NOT_THE_BINDER)
     if not session.is_live(host.vault.clock()):
         raise RefusedError(f"agent session {session.id} has {session.state(host.vault.clock())}")
-    path = host.open_session_socket(session, args["plan"])  # the host checks the plan
-    from aegis_tui.core.agents.sessions import Sessions
+    return session
 
-    await host.committed(lambda: Sessions(host.vault, caller.actor).mark_sandboxed(session.id))
-    return {"socket": path}
+
+@operation("session.unsandboxed", {"id": (STR, True)})
+async def unsandboxed(host: Host, args: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """The binder says its agent runs without a sandbox (``--no-sandbox``): audited, so
+    the owner sees which agents ran uncontained."""
+    session = _binders_session(host, args, caller)
+    host.vault.audit.append("session.unsandboxed", caller.actor, risk=Risk.MEDIUM, target=session.id,
+                            context=session.context, detail={})
+    return {}
 
 
 @operation("run.start", {"needs": (TEXTS, True), "contexts": (TEXTS, False), "command": (STRS, True),

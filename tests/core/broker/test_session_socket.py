@@ -51,7 +51,10 @@ def _ask(path: str, op: str, args: dict[str, Any] | None = None) -> dict[str, An
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(20)
         sock.connect(path)
-        sock.sendall(json.dumps({"v": 1, "id": 1, "op": op, "args": args or {}}).encode() + b"\n")
+        try:
+            sock.sendall(json.dumps({"v": 1, "id": 1, "op": op, "args": args or {}}).encode() + b"\n")
+        except BrokenPipeError:
+            pass  # refused before it read anything: the refusal is still there to read
         line = sock.makefile("rb").readline()
     return json.loads(line) if line else {"ok": False, "error": {"message": "closed"}}
 
